@@ -1,0 +1,530 @@
+"""A fake Z.ai upstream: a test fixture, never part of the product.
+
+A real threaded HTTP/1.1 server on a loopback port speaking the protocol described in
+``shared/zai-upstream.md``: guest tokens, the landing page with the front-end version,
+and ``/api/chat/completions`` with token, query, X-FE-Version and signature checks
+(``sha256`` or ``hmac`` scheme), injectable failures (``fail_next``) and SSE answers
+taken from ``zai_scenarios``. Words in the last user message choose the answer
+(``scenario:<name>``) and how it travels (``transport:<modifier>``, see ``_transport``).
+
+In-process::
+
+    with FakeZai() as fake:
+        requests.post(fake.completions_url, ...)
+
+As its own process (prints the origin on the first stdout line, serves until killed)::
+
+    python tests/fake_zai.py --port 0 --scheme hmac
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import random
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+from urllib.parse import parse_qsl, urlsplit
+
+try:
+    from . import zai_scenarios
+except ImportError:  # run as a script, or tests/ is not a package
+    import zai_scenarios
+
+DEFAULT_SECRET = "key-@@@@)))()((9))-xxxx&&&%%%%%"
+# How the text parts of a content-array message join into the signed prompt.
+PROMPT_JOIN = "\n"
+SIGNATURE_DETAIL = "403: Signature validation failed: 签名验证失败"
+FAILURES = {
+    "401": (401, {"detail": "Invalid token"}),
+    "429": (429, {"detail": "Too many requests"}),
+    "403": (403, {"detail": "Model not available for current user level"}),
+    "500": (500, {"detail": "Internal Server Error"}),
+    "405": (405, None),
+    "concurrency": (200, None),
+}
+WAF_PAGE = (
+    "<!DOCTYPE html><html><head><title>405</title></head><body>"
+    "<h1>Sorry, your request has been blocked.</h1><p>Aliyun WAF</p></body></html>"
+)
+HANG_SECONDS = 30.0
+_CONNECTION_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
+
+# ---- protocol helpers (also used by the self-test) -------------------------------
+
+def sha256_signature(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def hmac_key(secret: str, ts: int | str) -> str:
+    window = str(int(ts) // 300000)
+    return hmac.new(secret.encode(), window.encode(), hashlib.sha256).hexdigest()
+
+
+def hmac_signature(secret: str, ts: int | str, request_id: str, user_id: str, prompt: str) -> str:
+    e = f"requestId,{request_id},timestamp,{ts},user_id,{user_id}"
+    c = f"{e}|{base64.b64encode(prompt.encode()).decode()}|{ts}"
+    return hmac.new(hmac_key(secret, ts).encode(), c.encode(), hashlib.sha256).hexdigest()
+
+
+def message_text(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return PROMPT_JOIN.join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return ""
+
+
+def last_user_text(messages) -> str | None:
+    for m in reversed(messages if isinstance(messages, list) else []):
+        if isinstance(m, dict) and m.get("role") == "user":
+            return message_text(m.get("content"))
+    return None
+
+
+def jwt_user_id(token: str) -> str:
+    try:
+        part = token.split(".")[1]
+        payload = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError):
+        return "guest"
+    for key in ("id", "user_id", "uid", "sub"):
+        if isinstance(payload, dict) and payload.get(key):
+            return str(payload[key])
+    return "guest"
+
+
+def fe_version(text: str | None) -> tuple[int, ...] | None:
+    match = re.search(r"prod-fe-(\d+)\.(\d+)\.(\d+)", text or "")
+    return tuple(int(g) for g in match.groups()) if match else None
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _transport(prompt: str) -> dict:
+    """``transport:`` words: crlf, cr, nospace, comments, tiny, cut, hang, conn_close,
+    slow=<s>, delay=<s>."""
+    options: dict = {}
+    for word in prompt.split():
+        if word.startswith("transport:"):
+            name, _, value = word[len("transport:"):].partition("=")
+            try:
+                options[name] = float(value) if value else True
+            except ValueError:
+                options[name] = True
+    return options
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict
+    headers: dict  # lower-case keys
+    body: object
+    raw_body: bytes
+    token: str | None
+    scenario: str | None = None
+    transport: dict = field(default_factory=dict)
+    status: int | None = None  # HTTP status answered
+    outcome: str | None = None  # rejected, failed, finished, aborted, cut
+
+
+# ---- the server --------------------------------------------------------------------
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeZai
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (*_CONNECTION_ERRORS, OSError)):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeZai/1.0"
+    timeout = 120
+
+    def log_message(self, format, *args):
+        pass
+
+    def setup(self):
+        super().setup()
+        self.fake = self.server.fake
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.fake._connection_opened(self.connection)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.fake._connection_closed(self.connection)
+
+    # -- plumbing
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            data = b""
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                data += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return data
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _send(self, status: int, body, content_type="application/json") -> int:
+        data = body.encode() if isinstance(body, str) else json.dumps(body, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type + "; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        # Like Z.ai's edge, hand out a cookie: a proxy must never pass it to the next guest.
+        self.send_header("Set-Cookie", f"acw_tc={uuid.uuid4().hex}; Path=/")
+        self.end_headers()
+        self.wfile.write(data)
+        return status
+
+    def _dispatch(self, method: str):
+        path = urlsplit(self.path).path
+        try:
+            body = self._read_body() if method == "POST" else b""
+            if method == "GET" and path == "/":
+                self._send(200, self.fake._landing_page(), "text/html")
+            elif method == "GET" and path in ("/api/v1/auths/", "/api/v1/auths"):
+                self._auths()
+            elif method == "POST" and path in ("/api/chat/completions", "/api/v2/chat/completions"):
+                self._completion(path, body)
+            else:
+                self._send(404, {"detail": "Not Found"})
+        except _CONNECTION_ERRORS:
+            self.close_connection = True
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def _bearer(self) -> str | None:
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+    # -- endpoints
+    def _auths(self):
+        token = self._bearer()
+        if token and token in self.fake._users:
+            self._send(200, self.fake._users[token])
+        elif token:
+            self._send(401, {"detail": "401: Invalid token"})
+        else:
+            self._send(200, self.fake._new_guest())
+
+    def _completion(self, path: str, raw: bytes):
+        fake = self.fake
+        token = self._bearer()
+        query = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        prompt = last_user_text(body.get("messages")) if isinstance(body, dict) else None
+        rec = RecordedRequest(
+            "POST", path, query, {k.lower(): v for k, v in self.headers.items()}, body, raw, token,
+            zai_scenarios.scenario_for_prompt(prompt)[0] if prompt is not None else None,
+            _transport(prompt or ""),
+        )
+        with fake._lock:
+            fake.requests.append(rec)
+
+        def reject(status, detail):
+            rec.outcome, rec.status = "rejected", self._send(status, {"detail": detail})
+
+        # 1. token
+        if not token or not (token in fake._users or token in fake.accepted_tokens):
+            return reject(401, "401: Invalid token")
+        # 2. query
+        for name in ("timestamp", "requestId", "user_id", "signature_timestamp", "token"):
+            if not query.get(name):
+                return reject(400, f"Bad request: missing {name}")
+        if query["signature_timestamp"] != query["timestamp"]:
+            return reject(400, "Bad request: signature_timestamp != timestamp")
+        if query["token"] != token:
+            return reject(400, "Bad request: token does not match Authorization")
+        if query["user_id"] != jwt_user_id(token):
+            return reject(400, "Bad request: user_id does not match token")
+        # 3. front-end version
+        minimum = fe_version(fake.min_fe_version)
+        got = fe_version(self.headers.get("X-FE-Version"))
+        if minimum and (got is None or got < minimum):
+            rec.scenario = "error_426"
+            return self._stream(rec, zai_scenarios.SCENARIOS["error_426"].events, {})
+        # 4. signature
+        sig = self.headers.get("X-Signature", "")
+        if fake.scheme == "sha256":
+            ok = hmac.compare_digest(sig, sha256_signature(raw))
+        else:
+            signed = body.get("signature_prompt") if isinstance(body, dict) else None
+            ok = (
+                isinstance(signed, str) and signed == prompt and query["timestamp"].isdigit()
+                and hmac.compare_digest(sig, hmac_signature(
+                    fake.secret, query["timestamp"], query["requestId"], query["user_id"], signed))
+            )
+        if not ok:
+            return reject(400, SIGNATURE_DETAIL)
+        # 5. body
+        if not isinstance(body, dict):
+            return reject(400, "Bad request: body is not a JSON object")
+        for name, kind in (("model", str), ("messages", list), ("chat_id", str), ("id", str)):
+            if not isinstance(body.get(name), kind):
+                return reject(400, f"Bad request: missing {name}")
+        if body.get("stream") is not True:
+            return reject(400, "Bad request: stream must be true")
+        if prompt is None:
+            return reject(400, "Bad request: no user message")
+        # 6. injected failure
+        with fake._lock:
+            failure = fake._failures.pop(0) if fake._failures else None
+        if failure == "concurrency":
+            rec.scenario = "error_concurrency"
+            return self._stream(rec, zai_scenarios.SCENARIOS["error_concurrency"].events, rec.transport)
+        if failure == "405":
+            rec.outcome, rec.status = "failed", self._send(405, WAF_PAGE, "text/html")
+            return
+        if failure:
+            status, payload = FAILURES[failure]
+            rec.outcome, rec.status = "failed", self._send(status, payload)
+            return
+        # 7. the answer
+        self._stream(rec, zai_scenarios.SCENARIOS[rec.scenario].events, rec.transport)
+
+    # -- SSE
+    def _stream(self, rec: RecordedRequest, events: list, opts: dict):
+        fake = self.fake
+        eol = b"\r\n" if opts.get("crlf") else b"\r" if opts.get("cr") else b"\n"
+        prefix = b"data:" if opts.get("nospace") else b"data: "
+        blocks = [prefix + json.dumps(e, ensure_ascii=False).encode() + eol + eol for e in events]
+        if opts.get("comments"):
+            blocks = [b": ping" + eol + b for b in blocks]
+            blocks.insert(len(blocks) // 2, b"data: {not json" + eol + eol)
+        chunked = not opts.get("conn_close")
+        tiny = random.Random(len(rec.raw_body)) if opts.get("tiny") else None
+        pending = bytearray()
+        writes = 0
+
+        def write(data: bytes, final=False):
+            nonlocal writes
+            if tiny is None:
+                if data:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                return
+            pending.extend(data)
+            while len(pending) >= 3 or (final and pending):
+                size = min(tiny.randint(1, 3), len(pending))
+                piece = bytes(pending[:size])
+                del pending[:size]
+                self.wfile.write(b"%x\r\n%s\r\n" % (size, piece) if chunked else piece)
+                writes += 1
+                if writes % 4 == 0:
+                    time.sleep(0.001)
+
+        rec.status = 200
+        try:
+            if opts.get("slow"):
+                fake._stopping.wait(float(opts["slow"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Cache-Control", "no-cache")
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            delay = opts["delay"] if isinstance(opts.get("delay"), float) else fake.chunk_delay
+            cut_at = max(1, len(blocks) // 2) if opts.get("cut") else None
+            for i, block in enumerate(blocks):
+                if i and delay:
+                    fake._stopping.wait(delay)
+                if i == cut_at:
+                    write(b"", final=True)
+                    rec.outcome = "cut"
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                write(block)
+                if i == 0 and opts.get("hang"):
+                    write(b"", final=True)
+                    deadline = time.monotonic() + HANG_SECONDS
+                    next_ping = time.monotonic() + 0.2
+                    while time.monotonic() < deadline and not fake._stopping.wait(0.05):
+                        if time.monotonic() >= next_ping:
+                            write(b": keepalive" + eol + eol, final=True)
+                            next_ping += 0.2
+            write(b"", final=True)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.close_connection = True
+        except (*_CONNECTION_ERRORS, OSError):
+            rec.outcome = "aborted"
+            self.close_connection = True
+            with fake._lock:
+                fake.streams_aborted += 1
+            return
+        rec.outcome = "finished"
+        with fake._lock:
+            fake.streams_finished += 1
+
+
+class FakeZai:
+    def __init__(self, *, scheme="hmac", secret=DEFAULT_SECRET,
+                 landing_version="prod-fe-1.0.94", min_fe_version="prod-fe-1.0.94",
+                 accepted_tokens=(), chunk_delay=0.0, port=0):
+        self.scheme = scheme
+        self.secret = secret
+        self.landing_version = landing_version
+        self.min_fe_version = min_fe_version
+        self.accepted_tokens = tuple(accepted_tokens)
+        self.chunk_delay = chunk_delay
+        self.port = port
+        self.requests: list[RecordedRequest] = []
+        self.guest_tokens: list[str] = []
+        self.connections_opened = 0
+        self.streams_finished = 0
+        self.streams_aborted = 0
+        self._users: dict[str, dict] = {}
+        self._failures: list[str] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._sockets: set = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def completions_url(self) -> str:
+        return self.origin + "/api/chat/completions"
+
+    def start(self) -> FakeZai:
+        self._stopping.clear()
+        self._server = _Server(("127.0.0.1", self.port), _Handler)
+        self._server.fake = self
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"fake-zai-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:  # end kept-alive connections too
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def fail_next(self, kind: str, count: int = 1) -> None:
+        if kind not in FAILURES:
+            raise ValueError(f"unknown failure {kind!r}; one of {sorted(FAILURES)}")
+        with self._lock:
+            self._failures.extend([kind] * count)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.guest_tokens.clear()
+            self._failures.clear()
+
+    # -- used by the handler
+    def _connection_opened(self, sock) -> None:
+        with self._lock:
+            self.connections_opened += 1
+            self._sockets.add(sock)
+
+    def _connection_closed(self, sock) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def _new_guest(self) -> dict:
+        user_id = str(uuid.uuid4())
+        header = _b64url(b'{"alg":"HS256","typ":"JWT"}')
+        payload = _b64url(json.dumps({"id": user_id, "email": f"{user_id[:8]}@guest.com"}).encode())
+        token = f"{header}.{payload}.{_b64url(uuid.uuid4().bytes + uuid.uuid4().bytes)}"
+        record = {"id": user_id, "token": token, "role": "guest", "name": f"Guest-{user_id[:8]}",
+                  "email": f"{user_id[:8]}@guest.com", "token_type": "Bearer"}
+        with self._lock:
+            self._users[token] = record
+            self.guest_tokens.append(token)
+        return record
+
+    def _landing_page(self) -> str:
+        v = self.landing_version
+        cdn = f"https://z-cdn.chatglm.cn/z-ai/frontend/{v}" if v else "/static"
+        assets = f"/_next/static/{v}" if v else "/_next/static"
+        return (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Z.ai Chat</title>'
+            f'<link rel="stylesheet" href="{cdn}/_next/static/css/app.css">'
+            f'<script src="{cdn}/_next/static/chunks/main.js" defer></script>'
+            f'<script src="{assets}/_buildManifest.js" defer></script></head>'
+            '<body><div id="__next"></div></body></html>'
+        )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Fake Z.ai upstream (test fixture)")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--scheme", choices=("hmac", "sha256"), default="hmac")
+    parser.add_argument("--secret", default=DEFAULT_SECRET)
+    parser.add_argument("--landing-version", default="prod-fe-1.0.94")
+    parser.add_argument("--min-fe-version", default="prod-fe-1.0.94")
+    parser.add_argument("--accept-token", action="append", default=[])
+    parser.add_argument("--chunk-delay", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    fake = FakeZai(scheme=args.scheme, secret=args.secret, landing_version=args.landing_version or None,
+                   min_fe_version=args.min_fe_version or None, accepted_tokens=args.accept_token,
+                   chunk_delay=args.chunk_delay, port=args.port).start()
+    print(fake.origin, flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    while not done.wait(1):
+        pass
+    fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from zto import create_app
+
+app = create_app()

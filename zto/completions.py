@@ -1,0 +1,190 @@
+"""One chat completion from the upstream call to the last byte the client gets.
+
+``start_answer`` picks a token, opens the Z.ai stream and reads ahead until there is
+text to show, so that an error Z.ai sends first becomes a proper HTTP error status,
+and a 401, 429 or concurrency error is retried once with another token before the
+client has seen anything. ``sse_stream`` then writes OpenAI chunks; once streaming
+has begun, failures end the stream with an error event and ``[DONE]``, never in
+silence. ``collect`` gathers a whole answer for non-streaming requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+from .chat_request import ChatRequest
+from .errors import UpstreamError, UpstreamRejected
+from .openai_format import DONE, ChunkEncoder, ThinkingPresenter, error_event
+from .sse import SSEDecoder, parse_event
+from .stats import PendingRequest
+from .translate import AnswerAssembler
+from .upstream import UpstreamResponse, ZaiClient, rejection
+
+log = logging.getLogger(__name__)
+
+DRAIN_LIMIT = 256 * 1024  # bytes read past ``done`` so the connection can be reused
+KEEPALIVE = b": keepalive\n\n"
+
+
+class Answer:
+    """An answer being read from Z.ai, as (reasoning_content, content) pieces.
+
+    Pieces come from ``pieces()``; an empty piece is a tick (Z.ai sent something that
+    shows nothing yet). Upstream failures surface as ``UpstreamError``.
+    """
+
+    def __init__(self, upstream: UpstreamResponse, presenter: ThinkingPresenter, fe_version: str) -> None:
+        self._upstream = upstream
+        self._presenter = presenter
+        self._fe_version = fe_version
+        self._assembler = AnswerAssembler()
+        self._reader = self._read()
+        self._ahead: list[tuple[str, str]] = []
+        self._shown = False
+
+    @property
+    def usage(self) -> dict | None:
+        return self._assembler.usage
+
+    def prime(self) -> None:
+        """Read until the first text, raising the error Z.ai sent instead."""
+        for piece in self._reader:
+            self._ahead.append(piece)
+            if piece[0] or piece[1]:
+                return
+
+    def pieces(self) -> Iterator[tuple[str, str]]:
+        yield from self._ahead
+        self._ahead = []
+        yield from self._reader
+
+    def close(self) -> None:
+        self._reader.close()
+        self._upstream.close()
+
+    def _read(self) -> Iterator[tuple[str, str]]:
+        decoder, assembler, present = SSEDecoder(), self._assembler, self._presenter.present
+        chunks = self._upstream.chunks()
+        for data in chunks:
+            shown = False
+            for payload in decoder.feed(data):
+                event = parse_event(payload)
+                if event is None:
+                    continue
+                reasoning, answer = present(*assembler.feed(event))
+                if assembler.error is not None:
+                    raise self._failure()
+                if reasoning or answer:
+                    shown = self._shown = True
+                    yield reasoning, answer
+                if assembler.done:
+                    break
+            if assembler.done:
+                break
+            if not shown:
+                yield "", ""
+        else:
+            for payload in decoder.close():
+                event = parse_event(payload)
+                if event is not None:
+                    assembler.feed(event)
+            if assembler.error is not None:
+                raise self._failure()
+        yield from self._finish()
+        self._drain(chunks)
+
+    def _finish(self) -> Iterator[tuple[str, str]]:
+        for piece in (self._presenter.present(*self._assembler.finish()), self._presenter.close()):
+            if piece[0] or piece[1]:
+                self._shown = True
+                yield piece
+        if not self._shown:
+            raise UpstreamRejected(
+                "Z.ai ended the answer without any text. Try again; if it persists, check the model name "
+                "and ZAI_TOKEN.", code="upstream_empty_answer")
+
+    def _failure(self) -> UpstreamRejected:
+        failure = self._assembler.error
+        if failure.code == 426 or "outdated" in failure.message.lower():
+            log.warning("Z.ai says front-end version %s is outdated", self._fe_version)
+        return rejection(failure.code, failure.message, self._fe_version)
+
+    @staticmethod
+    def _drain(chunks: Iterator[bytes]) -> None:
+        read = 0
+        for data in chunks:
+            read += len(data)
+            if read > DRAIN_LIMIT:
+                return
+
+
+def start_answer(client: ZaiClient, chat: ChatRequest, thinking_mode: str) -> Answer:
+    """Open the Z.ai stream and read up to the first text, retrying once on 401/429."""
+    token = client.tokens.acquire()
+    for attempt in range(2):
+        answer = None
+        try:
+            fe_version = client.fe_version.current()
+            answer = Answer(client.open(chat, token), ThinkingPresenter(thinking_mode), fe_version)
+            answer.prime()
+            return answer
+        except UpstreamRejected as error:
+            if answer is not None:
+                answer.close()
+            if error.code == "upstream_version_rejected":
+                client.fe_version.invalidate()
+            replacement = client.tokens.another(token) if error.retryable and attempt == 0 else None
+            if replacement is None:
+                raise
+            log.info("retrying with another token after: %s", error.code)
+            token = replacement
+        except BaseException:
+            if answer is not None:
+                answer.close()
+            raise
+    raise AssertionError("unreachable")
+
+
+def sse_stream(answer: Answer, encoder: ChunkEncoder, *, include_usage: bool, keepalive_s: float,
+               record: PendingRequest) -> Iterator[bytes]:
+    """The OpenAI SSE body. Closes the upstream however it ends, client gone included."""
+    finished = False
+    try:
+        yield encoder.role()
+        last_write = time.monotonic()
+        for reasoning, content in answer.pieces():
+            if reasoning or content:
+                yield encoder.delta(reasoning, content)
+                last_write = time.monotonic()
+            elif time.monotonic() - last_write >= keepalive_s:
+                yield KEEPALIVE
+                last_write = time.monotonic()
+        yield encoder.finish("stop")
+        if include_usage:
+            yield encoder.usage(answer.usage)
+        yield DONE
+        finished = True
+    except UpstreamError as error:
+        log.warning("stream ended by upstream failure: %s", error.message)
+        record.error = error.code
+        yield error_event(error.to_dict())
+        yield DONE
+        finished = True
+    finally:
+        if not finished and record.error is None:
+            record.error = "client_disconnected"
+        answer.close()
+
+
+def collect(answer: Answer) -> tuple[str, str]:
+    """The whole (reasoning, content) of an answer."""
+    reasoning, content = [], []
+    try:
+        for r, c in answer.pieces():
+            reasoning.append(r)
+            content.append(c)
+    finally:
+        answer.close()
+    return "".join(reasoning), "".join(content)

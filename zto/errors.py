@@ -1,0 +1,119 @@
+"""The one error vocabulary of zto, and its rendering as OpenAI error bodies.
+
+    ProxyError                      any failure a client is told about
+    ├── InvalidRequest        400   the client's request is malformed
+    ├── Unauthorized          401   missing or wrong API key
+    └── UpstreamError         502   Z.ai failed us
+        ├── UpstreamUnavailable 502 no connection, or it broke mid-answer
+        ├── UpstreamTimeout   504   Z.ai stayed silent too long
+        └── UpstreamRejected  *     Z.ai answered with an error (status chosen by kind)
+
+Only ``upstream.py`` catches ``requests`` exceptions; it raises these. One Flask
+handler renders every error, including werkzeug's 404/405/413, as
+``{"error": {"message", "type", "param", "code"}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+_TYPES_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+class ProxyError(Exception):
+    status = 500
+    code: str | None = "internal_error"
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        self.param = param
+
+    @property
+    def type(self) -> str:
+        if self.status >= 500:
+            return "upstream_error" if isinstance(self, UpstreamError) else "server_error"
+        return _TYPES_BY_STATUS.get(self.status, "invalid_request_error")
+
+    def to_dict(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequest(ProxyError):
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthorized(ProxyError):
+    status = 401
+    code = "invalid_api_key"
+
+
+class UpstreamError(ProxyError):
+    status = 502
+    code = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class UpstreamRejected(UpstreamError):
+    """Z.ai answered with an error. ``retryable`` marks those another token may fix."""
+
+    def __init__(self, message: str, *, status: int = 502, code: str = "upstream_error", retryable: bool = False):
+        super().__init__(message, status=status, code=code)
+        self.retryable = retryable
+
+
+def error_response(error: ProxyError):
+    response = jsonify(error.to_dict())
+    response.status_code = error.status
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ProxyError)
+    def handle_proxy_error(error: ProxyError):
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(error: HTTPException):
+        status = error.code or 500
+        messages = {
+            404: "Unknown path. The API lives under /v1 (GET /v1/models, POST /v1/chat/completions).",
+            405: f"Method not allowed here. Allowed: {', '.join(error.valid_methods or [])}."
+            if getattr(error, "valid_methods", None) else "Method not allowed here.",
+        }
+        message = messages.get(status, error.description or error.name)
+        response = error_response(ProxyError(message, status=status, code=error.name.lower().replace(" ", "_")))
+        if status == 405 and getattr(error, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception):
+        log.exception("unexpected error")
+        return error_response(ProxyError("Internal error in zto; see the server log."))

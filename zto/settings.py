@@ -1,0 +1,235 @@
+"""Settings: every knob of zto, read once, validated, and frozen.
+
+Precedence, highest first: the real environment, ``.env.local``, ``.env``, then the
+defaults below. The names and defaults of the original Go project are kept (except
+``DEFAULT_STREAM``, which defaults to false so that clients that omit ``stream`` get
+JSON); everything zto learned about Z.ai since is a setting too, because Z.ai changes
+its front end every few weeks. Nothing else in the package reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+THINKING_MODES = ("reasoning", "think", "strip", "hide")
+SIGNATURE_SCHEMES = ("hmac", "sha256")
+
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36"
+)
+DEFAULT_SEC_CH_UA = '"Chromium";v="140", "Not=A?Brand";v="24", "Google Chrome";v="140"'
+DEFAULT_MODEL_MAP = "GLM-4.6=GLM-4-6-API-V1,GLM-4.5=0727-360B-API,GLM-4.5-Air=0727-106B-API"
+
+
+class SettingsError(ValueError):
+    """A setting has a value zto cannot use; the message names it and what it accepts."""
+
+
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("true or false")
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ValueError("a whole number greater than 0") from None
+    if number <= 0:
+        raise ValueError("a whole number greater than 0")
+    return number
+
+
+def _port(value: str) -> int:
+    number = _positive_int(value)
+    if number > 65535:
+        raise ValueError("a port number from 1 to 65535")
+    return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise ValueError("a number of seconds greater than 0") from None
+    if not number > 0:
+        raise ValueError("a number of seconds greater than 0")
+    return number
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in options:
+            raise ValueError("one of " + ", ".join(options))
+        return lowered
+
+    return parse
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _http_url(value: str) -> str:
+    url = value.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("an http:// or https:// URL")
+    return url
+
+
+def _proxy_url(value: str) -> str:
+    url = value.strip()
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "socks5", "socks5h", "socks4", "socks4a") or not parts.netloc:
+        raise ValueError("empty, or a proxy URL such as http://host:3128 or socks5h://host:1080")
+    return url
+
+
+def _model_map(value: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in _list(value):
+        name, sep, upstream_id = item.partition("=")
+        if not sep or not name.strip() or not upstream_id.strip():
+            raise ValueError("comma-separated NAME=UPSTREAM_ID pairs, e.g. GLM-4.6=GLM-4-6-API-V1")
+        pairs.append((name.strip(), upstream_id.strip()))
+    if not pairs:
+        raise ValueError("at least one NAME=UPSTREAM_ID pair")
+    return tuple(pairs)
+
+
+def _setting(env: str, default: str, parse: Callable[[str], object], doc: str):
+    return field(default=None, metadata={"env": env, "default": default, "parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration. Build it with :func:`load_settings`."""
+
+    # The original project's settings.
+    zai_tokens: tuple[str, ...] = _setting(
+        "ZAI_TOKEN", "", _list, "Z.ai access token(s), comma-separated, used in turn; empty = a fresh anonymous guest per conversation")
+    api_keys: tuple[str, ...] = _setting(
+        "DEFAULT_KEY", "sk-your-key", _list, "API key(s) clients must send as Bearer, comma-separated")
+    model_name: str = _setting("MODEL_NAME", "GLM-4.6", _text, "the model name shown in /v1/models and used by default")
+    port: int = _setting("PORT", "9090", _port, "the port gunicorn listens on")
+    debug: bool = _setting("DEBUG_MODE", "true", _bool, "log each request and upstream call (never secrets)")
+    default_stream: bool = _setting(
+        "DEFAULT_STREAM", "false", _bool, "stream when a request does not say `stream`")
+    dashboard_enabled: bool = _setting("DASHBOARD_ENABLED", "true", _bool, "serve /dashboard")
+    enable_thinking: bool = _setting(
+        "ENABLE_THINKING", "false", _bool, "ask for reasoning when a request does not say `enable_thinking`")
+    upstream_url: str = _setting(
+        "UPSTREAM_URL", "https://chat.z.ai/api/chat/completions", _http_url,
+        "Z.ai's completion endpoint; the guest-token and landing-page URLs use its origin")
+
+    # What zto adds.
+    thinking_mode: str = _setting(
+        "THINKING_MODE", "reasoning", _choice(THINKING_MODES),
+        "how reasoning reaches clients: reasoning_content field, <think> tags, inline text, or hidden")
+    model_map: tuple[tuple[str, str], ...] = _setting(
+        "MODEL_MAP", DEFAULT_MODEL_MAP, _model_map, "model names offered and the Z.ai model ids they map to")
+    signature_scheme: str = _setting(
+        "SIGNATURE_SCHEME", "hmac", _choice(SIGNATURE_SCHEMES), "how requests to Z.ai are signed")
+    signature_secret: str = _setting(
+        "SIGNATURE_SECRET", "key-@@@@)))()((9))-xxxx&&&%%%%%", _text, "the secret of the hmac signature scheme")
+    fe_version: str = _setting(
+        "FE_VERSION", "prod-fe-1.0.94", _text, "X-FE-Version sent to Z.ai (the fallback when discovery finds none)")
+    fe_version_discovery: bool = _setting(
+        "FE_VERSION_DISCOVERY", "true", _bool, "read the current front-end version from Z.ai's landing page")
+    fe_version_cache_s: float = _setting(
+        "FE_VERSION_CACHE_S", "1800", _seconds, "how long a discovered front-end version is trusted")
+    user_agent: str = _setting("UPSTREAM_USER_AGENT", DEFAULT_USER_AGENT, _text, "browser User-Agent sent to Z.ai")
+    sec_ch_ua: str = _setting("UPSTREAM_SEC_CH_UA", DEFAULT_SEC_CH_UA, _text, "sec-ch-ua header matching the User-Agent")
+    sec_ch_ua_platform: str = _setting(
+        "UPSTREAM_SEC_CH_UA_PLATFORM", '"Windows"', _text, "sec-ch-ua-platform header matching the User-Agent")
+    accept_language: str = _setting("UPSTREAM_ACCEPT_LANGUAGE", "zh-CN", _text, "Accept-Language sent to Z.ai")
+    connect_timeout_s: float = _setting(
+        "UPSTREAM_CONNECT_TIMEOUT", "10", _seconds, "seconds to wait for a connection to Z.ai")
+    read_timeout_s: float = _setting(
+        "UPSTREAM_READ_TIMEOUT", "120", _seconds, "seconds Z.ai may stay silent before the request fails with 504")
+    upstream_proxy: str = _setting(
+        "UPSTREAM_PROXY", "", _proxy_url, "route traffic to Z.ai through this HTTP or SOCKS proxy")
+    max_body_bytes: int = _setting(
+        "MAX_REQUEST_BYTES", str(8 * 1024 * 1024), _positive_int, "largest request body accepted (413 above)")
+    keepalive_s: float = _setting(
+        "STREAM_KEEPALIVE_S", "10", _seconds,
+        "send an SSE comment when a stream has shown nothing for this long (keeps proxies open, notices gone clients)")
+    trusted_proxies: int = _setting(
+        "TRUSTED_PROXIES", "0", lambda v: 0 if v.strip() == "0" else _positive_int(v),
+        "how many reverse proxies (nginx...) stand in front: their X-Forwarded-For gives the client IP")
+    workers: int = _setting("WEB_CONCURRENCY", "1", _positive_int, "gunicorn worker processes")
+    threads: int = _setting("THREADS", "256", _positive_int, "threads per worker: one open stream holds one thread")
+
+    @property
+    def upstream_origin(self) -> str:
+        parts = urlsplit(self.upstream_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def models(self) -> dict[str, str]:
+        """Model name -> Z.ai model id; MODEL_NAME maps to the first id unless listed."""
+        mapping = dict(self.model_map)
+        mapping.setdefault(self.model_name, self.model_map[0][1])
+        return mapping
+
+
+def setting_docs() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting, for docs and .env.example."""
+    return [(f.metadata["env"], f.metadata["default"], f.metadata["doc"]) for f in fields(Settings)]
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    env_dir: str | os.PathLike | None = None,
+    **overrides: object,
+) -> Settings:
+    """Read and validate the settings.
+
+    ``environ`` defaults to ``os.environ`` and ``env_dir`` (where ``.env.local`` and
+    ``.env`` are looked for) to the working directory. Keyword ``overrides`` take
+    already-parsed values by field name, for tests.
+    """
+    environ = os.environ if environ is None else environ
+    directory = Path.cwd() if env_dir is None else Path(env_dir)
+    merged: dict[str, str] = {}
+    for name in (".env", ".env.local"):
+        path = directory / name
+        if path.is_file():
+            merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    merged.update(environ)
+
+    values = {}
+    for f in fields(Settings):
+        if f.name in overrides:
+            values[f.name] = overrides.pop(f.name)
+            continue
+        env = f.metadata["env"]
+        raw = merged.get(env, f.metadata["default"])
+        try:
+            values[f.name] = f.metadata["parse"](raw)
+        except ValueError as exc:
+            raise SettingsError(f"{env}={raw!r} is not valid: expected {exc}") from None
+    if overrides:
+        raise TypeError(f"unknown settings: {', '.join(sorted(overrides))}")
+    if not values["api_keys"]:
+        raise SettingsError("DEFAULT_KEY is empty: expected at least one API key")
+    return Settings(**values)

@@ -1,0 +1,199 @@
+"""From Z.ai's chat events to the text a client should see: pure code, no I/O.
+
+Z.ai's front end keeps the assistant message as one raw string that events either
+extend (``delta_content``) or cut and rewrite (``edit_index`` + ``edit_content``,
+where the index counts UTF-16 code units, as JavaScript does). Reasoning sits at the
+start of that string inside ``<details type="reasoning">`` with every line quoted
+by ``> ``; the answer follows ``</details>``.
+
+``AnswerAssembler`` keeps that raw string exactly as the browser would, renders it
+into (reasoning, answer) and returns only the text the client has not had yet, so
+the answer's first characters hidden inside the thinking-closing rewrite are sent,
+and a tail rewrite that repeats sent text yields only its new suffix. Text that may
+still turn out to be markup (a half-received tag or quote mark) is held back until
+it is known, and flushed by ``finish``. Upstream tool blocks (``<glm_block>``) are
+Z.ai's own search calls, not the client's: they are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REASONING_OPEN = '<details type="reasoning"'
+DETAILS_CLOSE = "</details>"
+SUMMARY_OPEN = "<summary"
+SUMMARY_CLOSE = "</summary>"
+TOOL_OPEN = "<glm_block"
+TOOL_CLOSE = "</glm_block>"
+
+
+@dataclass(frozen=True)
+class UpstreamFailure:
+    """An error Z.ai reported inside its stream."""
+
+    message: str
+    code: int | None = None
+
+
+def find_error(event: dict) -> UpstreamFailure | None:
+    """The error an event carries at the top level, in ``data`` or in ``data.data``."""
+    data = event.get("data")
+    candidates = [event.get("error")]
+    if isinstance(data, dict):
+        candidates.append(data.get("error"))
+        inner = data.get("data")
+        if isinstance(inner, dict):
+            candidates.append(inner.get("error"))
+    for error in candidates:
+        if isinstance(error, dict) and error:
+            message = error.get("detail") or error.get("message") or str(error)
+            code = error.get("code")
+            return UpstreamFailure(str(message), code if isinstance(code, int) else None)
+        if isinstance(error, str) and error:
+            return UpstreamFailure(error)
+    return None
+
+
+def utf16_to_index(text: str, units: int) -> int:
+    """The Python index of the character at UTF-16 offset ``units`` of ``text``."""
+    if units <= 0:
+        return 0
+    prefix = text.encode("utf-16-le")[: 2 * units]
+    return len(prefix.decode("utf-16-le", errors="ignore"))
+
+
+def _unquote(line: str) -> str:
+    if line.startswith("> "):
+        return line[2:]
+    if line.startswith(">"):
+        return line[1:]
+    return line
+
+
+def render_reasoning(body: str, closed: bool) -> str:
+    """The reasoning text of a ``<details>`` body: no summary, no quote marks,
+    its own line breaks kept. While ``closed`` is false, a last line that may still
+    become markup is held back, and so are trailing line breaks."""
+    start = body.find(SUMMARY_OPEN)
+    if start >= 0:
+        end = body.find(SUMMARY_CLOSE, start)
+        if end >= 0:
+            body = body[:start] + body[end + len(SUMMARY_CLOSE):]
+        elif not closed:
+            body = body[:start]
+    lines = body.split("\n")
+    if not closed and lines[-1].startswith("<") and (
+        DETAILS_CLOSE.startswith(lines[-1]) or SUMMARY_OPEN.startswith(lines[-1][: len(SUMMARY_OPEN)])
+    ):
+        lines[-1] = ""
+    return "\n".join(map(_unquote, lines)).strip("\n")
+
+
+def render_answer(raw: str, final: bool) -> tuple[str, bool]:
+    """The answer text of the raw answer part, and whether it is complete (nothing
+    held back). Upstream tool blocks are removed; an unfinished one is held back."""
+    text = raw.lstrip("\n")
+    complete = True
+    while (start := text.find(TOOL_OPEN)) >= 0:
+        end = text.find(TOOL_CLOSE, start)
+        if end < 0:
+            text, complete = text[:start], False
+            break
+        text = text[:start] + text[end + len(TOOL_CLOSE):]
+    if not final:
+        tail = text.rfind("<", -len(TOOL_OPEN))
+        if tail >= 0 and TOOL_OPEN.startswith(text[tail:]):
+            text, complete = text[:tail], False
+    return text, complete
+
+
+class AnswerAssembler:
+    """Feed Z.ai events in order; get back the new (reasoning, answer) text of each."""
+
+    def __init__(self) -> None:
+        self.raw = ""
+        self.usage: dict | None = None
+        self.error: UpstreamFailure | None = None
+        self.done = False
+        self._astral = False  # raw holds characters outside the BMP: UTF-16 indexes differ
+        self._answer_at: int | None = None  # where the answer starts in raw, once known
+        self._reasoning_sent = 0
+        self._answer_sent = 0
+        self._clean = False  # the last render held nothing back and saw no tool block
+
+    def feed(self, event: dict) -> tuple[str, str]:
+        error = find_error(event)
+        if error is not None:
+            self.error = error
+            self.done = True
+            return "", ""
+        data = event.get("data")
+        if not isinstance(data, dict):
+            return "", ""
+        if isinstance(data.get("usage"), dict):
+            self.usage = data["usage"]
+        if data.get("done") or data.get("phase") == "done":
+            self.done = True
+        edit_index, edit_content = data.get("edit_index"), data.get("edit_content")
+        if isinstance(edit_content, str) and isinstance(edit_index, int) and not isinstance(edit_index, bool):
+            self._edit(edit_index, edit_content)
+            return self._render(final=False)
+        delta = data.get("delta_content")
+        if not isinstance(delta, str) or not delta:
+            return "", ""
+        self._append(delta)
+        if self._clean and self._answer_sent and "<" not in delta:
+            # The common case: plain answer text after plain answer text.
+            self._answer_sent += len(delta)
+            return "", delta
+        return self._render(final=False)
+
+    def finish(self) -> tuple[str, str]:
+        """End of stream: release text held back while it might have been markup."""
+        return self._render(final=True)
+
+    def _append(self, text: str) -> None:
+        if not self._astral and not text.isascii() and any(ord(c) > 0xFFFF for c in text):
+            self._astral = True
+        self.raw += text
+
+    def _edit(self, units: int, text: str) -> None:
+        index = utf16_to_index(self.raw, units) if self._astral else max(units, 0)
+        self.raw = self.raw[:index]
+        if self._answer_at is not None and index < self._answer_at:
+            self._answer_at = None
+        self._clean = False
+        self._append(text)
+
+    def _locate_answer(self, final: bool) -> tuple[str | None, int | None]:
+        """(reasoning body or None, answer offset or None) of the raw text."""
+        raw = self.raw
+        if self._answer_at is not None:
+            return None, self._answer_at
+        stripped = raw.lstrip()
+        if not stripped.startswith(REASONING_OPEN):
+            if not final and REASONING_OPEN.startswith(stripped):
+                return None, None  # may still become the reasoning opener
+            self._answer_at = 0
+            return None, 0
+        opener_end = raw.find(">", raw.find(REASONING_OPEN))
+        if opener_end < 0:
+            return "", None
+        close = raw.find(DETAILS_CLOSE, opener_end)
+        if close < 0:
+            return raw[opener_end + 1:], None
+        self._answer_at = close + len(DETAILS_CLOSE)
+        return raw[opener_end + 1: close], self._answer_at
+
+    def _render(self, final: bool) -> tuple[str, str]:
+        body, answer_at = self._locate_answer(final)
+        new_reasoning = new_answer = ""
+        if body is not None and not self._answer_sent:
+            reasoning = render_reasoning(body, closed=final or answer_at is not None)
+            new_reasoning = reasoning[self._reasoning_sent:]
+            self._reasoning_sent = max(self._reasoning_sent, len(reasoning))
+        if answer_at is not None:
+            answer, self._clean = render_answer(self.raw[answer_at:], final)
+            new_answer = answer[self._answer_sent:]
+            self._answer_sent = max(self._answer_sent, len(answer))
+        return new_reasoning, new_answer
