@@ -26,6 +26,8 @@ worker_connections = max(1000, 2 * threads)
 timeout = 60
 graceful_timeout = 30
 keepalive = 5
+# zto does not use gunicorn's control socket; without it several instances never clash.
+control_socket_disable = True
 accesslog = "-" if _settings.debug else None
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
