@@ -74,11 +74,20 @@ def _text_of(content, where: str) -> str:
     return PROMPT_PART_SEPARATOR.join(texts)
 
 
-def _tool_calls_text(tool_calls) -> str:
+def _tool_calls_text(tool_calls, where: str) -> str:
+    if tool_calls is None:
+        return ""
+    if not isinstance(tool_calls, list):
+        raise _fail(f"{where}.tool_calls must be an array of tool calls.", "messages")
     lines = []
-    for call in tool_calls if isinstance(tool_calls, list) else []:
-        function = call.get("function", {}) if isinstance(call, dict) else {}
-        lines.append(f"[tool call {call.get('id', '')}] {function.get('name', '')}({function.get('arguments', '')})")
+    for i, call in enumerate(tool_calls):
+        function = call.get("function", {}) if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise _fail(f"{where}.tool_calls[{i}] must be an object with a 'function' object.", "messages")
+        arguments = function.get("arguments", "")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        lines.append(f"[tool call {call.get('id', '')}] {function.get('name', '')}({arguments})")
     return "\n".join(lines)
 
 
@@ -101,7 +110,7 @@ def _upstream_message(message, index: int) -> dict:
         return {"role": "user", "content": f"[tool result {call}]\n{_text_of(content, where)}"}
     if role == "assistant":
         text = "" if content is None else _text_of(content, where)
-        calls = _tool_calls_text(message.get("tool_calls"))
+        calls = _tool_calls_text(message.get("tool_calls"), where)
         return {"role": "assistant", "content": "\n".join(t for t in (text, calls) if t)}
     return {"role": role, "content": content}
 
@@ -150,15 +159,17 @@ def parse_chat_request(raw: bytes, *, models: dict[str, str], default_model: str
         value = _number(body, name, low, high)
         if value is not None:
             params[name] = value
-    max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+    tokens_param = "max_tokens" if body.get("max_tokens") is not None else "max_completion_tokens"
+    max_tokens = body.get(tokens_param)
     if max_tokens is not None:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise _fail("'max_tokens' must be a whole number of at least 1.", "max_tokens")
+            raise _fail(f"'{tokens_param}' must be a whole number of at least 1.", tokens_param)
         params["max_tokens"] = max_tokens
 
     upstream_model, thinking_by_name, search = resolve_model(model, models, default_model)
-    enable_thinking = thinking_by_name or _optional_bool(body, "enable_thinking", default_thinking)
-    user_messages = [m for m in messages if m.get("role") == "user"]
+    enable_thinking = _optional_bool(body, "enable_thinking", default_thinking) or thinking_by_name
+    # Signed as Z.ai sees it: tool results are sent as user messages too.
+    user_messages = [m for m in upstream_messages if m["role"] == "user"]
     prompt = _text_of(user_messages[-1]["content"], "messages") if user_messages else ""
     return ChatRequest(
         model=model,
