@@ -53,6 +53,7 @@ FAILURES = {
     "500": (500, {"detail": "Internal Server Error"}),
     "405": (405, None),
     "concurrency": (200, None),
+    "empty": (200, None),  # a clean 200 stream with no text at all: only usage and done
 }
 WAF_PAGE = (
     "<!DOCTYPE html><html><head><title>405</title></head><body>"
@@ -202,9 +203,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str):
         path = urlsplit(self.path).path
+        with self.fake._lock:
+            self.fake.seen.append((method, path, {k.lower(): v for k, v in self.headers.items()}))
         try:
             body = self._read_body() if method == "POST" else b""
-            if method == "GET" and path == "/":
+            if method == "GET" and path == "/" and self.fake.landing_status != 200:
+                self._send(self.fake.landing_status, {"detail": "Landing page unavailable"})
+            elif method == "GET" and path == "/":
                 self._send(200, self.fake._landing_page(), "text/html")
             elif method == "GET" and path in ("/api/v1/auths/", "/api/v1/auths"):
                 self._auths()
@@ -303,6 +308,9 @@ class _Handler(BaseHTTPRequestHandler):
         if failure == "concurrency":
             rec.scenario = "error_concurrency"
             return self._stream(rec, zai_scenarios.SCENARIOS["error_concurrency"].events, rec.transport)
+        if failure == "empty":
+            rec.scenario = "empty"
+            return self._stream(rec, [zai_scenarios.usage(), zai_scenarios.done()], rec.transport)
         if failure == "405":
             rec.outcome, rec.status = "failed", self._send(405, WAF_PAGE, "text/html")
             return
@@ -402,7 +410,9 @@ class FakeZai:
         self.accepted_tokens = tuple(accepted_tokens)
         self.chunk_delay = chunk_delay
         self.port = port
+        self.landing_status = 200  # anything else: the landing page answers that status, no version
         self.requests: list[RecordedRequest] = []
+        self.seen: list[tuple[str, str, dict]] = []  # every request: (method, path, lower-case headers)
         self.guest_tokens: list[str] = []
         self.connections_opened = 0
         self.streams_finished = 0
@@ -466,6 +476,7 @@ class FakeZai:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.seen.clear()
             self.guest_tokens.clear()
             self._failures.clear()
 

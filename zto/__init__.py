@@ -14,9 +14,11 @@ from flask import Flask, g, request
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api
+from . import api, dashboard, guide, page_auth
 from .context import Resources
 from .errors import register_error_handlers
+from .metrics import Metrics
+from .metrics import bp as metrics_bp
 from .settings import Settings, load_settings
 from .stats import PendingRequest, Stats
 from .upstream import ZaiClient, build_session
@@ -32,9 +34,20 @@ def configure_logging(debug: bool) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
-def _track_requests(app: Flask, stats: Stats) -> None:
+# The pages are not traffic: the dashboard must not count its own polling.
+UNTRACKED_BLUEPRINTS = frozenset({dashboard.bp.name, guide.bp.name, metrics_bp.name})
+
+
+def _track_requests(app: Flask, stats: Stats, metrics: Metrics) -> None:
+    def finish(pending: PendingRequest, status: int, route: str):
+        record = stats.finish(pending, status)
+        metrics.observe_request(record.method, route, status, record.duration_ms / 1000)
+        return record
+
     @app.before_request
     def begin():
+        if request.blueprint in UNTRACKED_BLUEPRINTS or request.endpoint == "static":
+            return
         g.pending = PendingRequest(
             method=request.method, path=request.path, client_ip=request.remote_addr or "",
             user_agent=request.user_agent.string[:300])
@@ -44,10 +57,11 @@ def _track_requests(app: Flask, stats: Stats) -> None:
     def end(response):
         pending = g.pop("pending", None)
         if pending is not None:
+            route = request.url_rule.rule if request.url_rule else "(unmatched)"
             if response.is_streamed:
-                response.call_on_close(lambda: stats.finish(pending, response.status_code))
+                response.call_on_close(lambda: finish(pending, response.status_code, route))
             else:
-                record = stats.finish(pending, response.status_code)
+                record = finish(pending, response.status_code, route)
                 log.debug("%s %s %s %.1fms", record.method, record.path, record.status, record.duration_ms)
         return response
 
@@ -63,9 +77,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     session = build_session(settings)
     stats = Stats()
-    app.extensions["zto"] = Resources(settings, session, ZaiClient(settings, session), stats)
+    metrics = Metrics()
+    app.extensions["zto"] = Resources(settings, session, ZaiClient(settings, session), stats, metrics)
     register_error_handlers(app)
     CORS(app)
-    _track_requests(app, stats)
+    _track_requests(app, stats, metrics)
     app.register_blueprint(api.bp)
+    app.register_blueprint(guide.bp)
+    if settings.dashboard_enabled:
+        app.register_blueprint(dashboard.bp)
+    if settings.metrics_enabled:
+        app.register_blueprint(metrics_bp)
+    page_auth.warn_if_public(settings)
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 
 from flask import Blueprint, Response, g, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .chat_request import parse_chat_request
 from .completions import collect, sse_stream, start_answer
@@ -22,6 +23,7 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 
 MODELS_CREATED = 1759190400  # 2025-09-30, when GLM-4.6 came out
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+BODY_READ_SIZE = 65536
 
 
 def _model(name: str) -> dict:
@@ -53,11 +55,21 @@ def _check_api_key() -> None:
 
 
 def _body() -> bytes:
+    """The request body; 413 above MAX_REQUEST_BYTES, with or without a Content-Length."""
     limit = resources().settings.max_body_bytes
+    too_large = ProxyError(f"The request body is larger than MAX_REQUEST_BYTES ({limit} bytes).",
+                           status=413, code="request_too_large")
     if request.content_length is not None and request.content_length > limit:
-        raise ProxyError(f"The request body is larger than MAX_REQUEST_BYTES ({limit} bytes).",
-                         status=413, code="request_too_large")
-    return request.get_data(cache=False)
+        raise too_large
+    # A chunked body has no Content-Length: werkzeug's stream stops at the limit and only
+    # raises on the read after it, which get_data never makes (it would truncate silently).
+    body = bytearray()
+    try:
+        while data := request.stream.read(BODY_READ_SIZE):
+            body += data
+    except RequestEntityTooLarge:
+        raise too_large from None
+    return bytes(body)
 
 
 @bp.post("/chat/completions")
@@ -69,12 +81,12 @@ def chat_completions():
         _body(), models=settings.models, default_model=settings.model_name,
         default_stream=settings.default_stream, default_thinking=settings.enable_thinking)
     g.pending.model, g.pending.stream = chat.model, chat.stream
-    answer = start_answer(res.client, chat, settings.thinking_mode)
+    answer = start_answer(res.client, chat, settings.thinking_mode, res.metrics)
     if not chat.stream:
-        reasoning, content = collect(answer)
+        reasoning, content = collect(answer, res.metrics)
         return jsonify(completion_body(chat.model, reasoning, content, answer.usage))
     body = sse_stream(answer, ChunkEncoder(chat.model), include_usage=chat.include_usage,
-                      keepalive_s=settings.keepalive_s, record=g.pending)
+                      keepalive_s=settings.keepalive_s, record=g.pending, metrics=res.metrics)
     response = Response(body, mimetype="text/event-stream", headers=STREAM_HEADERS)
     response.call_on_close(answer.close)  # in case the body is never iterated
     return response

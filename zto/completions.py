@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .chat_request import ChatRequest
 from .errors import UpstreamError, UpstreamRejected
+from .metrics import NO_METRICS, Metrics
 from .openai_format import DONE, ChunkEncoder, ThinkingPresenter, error_event
 from .sse import SSEDecoder, parse_event
 from .stats import PendingRequest
@@ -35,8 +36,10 @@ class Answer:
     shows nothing yet). Upstream failures surface as ``UpstreamError``.
     """
 
-    def __init__(self, upstream: UpstreamResponse, presenter: ThinkingPresenter, fe_version: str) -> None:
+    def __init__(self, upstream: UpstreamResponse, presenter: ThinkingPresenter, fe_version: str,
+                 release: Callable[[], None] | None = None) -> None:
         self._upstream = upstream
+        self._release = release  # called once on close: the token is no longer in use
         self._presenter = presenter
         self._fe_version = fe_version
         self._assembler = AnswerAssembler()
@@ -63,6 +66,9 @@ class Answer:
     def close(self) -> None:
         self._reader.close()
         self._upstream.close()
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
     def _read(self) -> Iterator[tuple[str, str]]:
         decoder, assembler, present = SSEDecoder(), self._assembler, self._presenter.present
@@ -120,17 +126,24 @@ class Answer:
                 return
 
 
-def start_answer(client: ZaiClient, chat: ChatRequest, thinking_mode: str) -> Answer:
+def start_answer(client: ZaiClient, chat: ChatRequest, thinking_mode: str, metrics: Metrics = NO_METRICS) -> Answer:
     """Open the Z.ai stream and read up to the first text, retrying once on 401/429."""
-    token = client.tokens.acquire()
+    try:
+        token = client.tokens.acquire()
+    except UpstreamError as error:
+        metrics.upstream_error(error.code)
+        raise
+    token_kind = "static" if client.settings.zai_tokens else "guest"
     for attempt in range(2):
         answer = None
         try:
             fe_version = client.fe_version.current()
-            answer = Answer(client.open(chat, token), ThinkingPresenter(thinking_mode), fe_version)
+            upstream = client.open(chat, token)
+            answer = Answer(upstream, ThinkingPresenter(thinking_mode), fe_version, metrics.upstream_opened(token_kind))
             answer.prime()
             return answer
         except UpstreamRejected as error:
+            metrics.upstream_error(error.code)
             if answer is not None:
                 answer.close()
             if error.code == "upstream_version_rejected":
@@ -140,7 +153,9 @@ def start_answer(client: ZaiClient, chat: ChatRequest, thinking_mode: str) -> An
                 raise
             log.info("retrying with another token after: %s", error.code)
             token = replacement
-        except BaseException:
+        except BaseException as error:
+            if isinstance(error, UpstreamError):
+                metrics.upstream_error(error.code)
             if answer is not None:
                 answer.close()
             raise
@@ -148,14 +163,19 @@ def start_answer(client: ZaiClient, chat: ChatRequest, thinking_mode: str) -> An
 
 
 def sse_stream(answer: Answer, encoder: ChunkEncoder, *, include_usage: bool, keepalive_s: float,
-               record: PendingRequest) -> Iterator[bytes]:
+               record: PendingRequest, metrics: Metrics = NO_METRICS) -> Iterator[bytes]:
     """The OpenAI SSE body. Closes the upstream however it ends, client gone included."""
     finished = False
+    first_text = True
+    metrics.stream_opened()
     try:
         yield encoder.role()
         last_write = time.monotonic()
         for reasoning, content in answer.pieces():
             if reasoning or content:
+                if first_text:
+                    first_text = False
+                    metrics.first_token(time.perf_counter() - record.started)
                 yield encoder.delta(reasoning, content)
                 last_write = time.monotonic()
             elif time.monotonic() - last_write >= keepalive_s:
@@ -168,6 +188,7 @@ def sse_stream(answer: Answer, encoder: ChunkEncoder, *, include_usage: bool, ke
         finished = True
     except UpstreamError as error:
         log.warning("stream ended by upstream failure: %s", error.message)
+        metrics.upstream_error(error.code)
         record.error = error.code
         yield error_event(error.to_dict())
         yield DONE
@@ -175,16 +196,20 @@ def sse_stream(answer: Answer, encoder: ChunkEncoder, *, include_usage: bool, ke
     finally:
         if not finished and record.error is None:
             record.error = "client_disconnected"
+        metrics.stream_closed()
         answer.close()
 
 
-def collect(answer: Answer) -> tuple[str, str]:
+def collect(answer: Answer, metrics: Metrics = NO_METRICS) -> tuple[str, str]:
     """The whole (reasoning, content) of an answer."""
     reasoning, content = [], []
     try:
         for r, c in answer.pieces():
             reasoning.append(r)
             content.append(c)
+    except UpstreamError as error:
+        metrics.upstream_error(error.code)
+        raise
     finally:
         answer.close()
     return "".join(reasoning), "".join(content)

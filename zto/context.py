@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import requests
 from flask import current_app
@@ -11,6 +12,9 @@ from .settings import Settings
 from .stats import Stats
 from .upstream import ZaiClient
 
+if TYPE_CHECKING:
+    from .metrics import Metrics
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -18,6 +22,7 @@ class Resources:
     session: requests.Session
     client: ZaiClient
     stats: Stats
+    metrics: Metrics
 
 
 def resources() -> Resources:

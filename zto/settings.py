@@ -9,6 +9,7 @@ its front end every few weeks. Nothing else in the package reads ``os.environ``.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -36,6 +37,12 @@ def _text(value: str) -> str:
     return value.strip()
 
 
+def _name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a non-empty model name")
+    return value.strip()
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -56,9 +63,22 @@ def _positive_int(value: str) -> int:
 
 
 def _port(value: str) -> int:
-    number = _positive_int(value)
-    if number > 65535:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 65535:
         raise ValueError("a port number from 1 to 65535")
+    return number
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ValueError("a whole number, 0 or more")
     return number
 
 
@@ -67,7 +87,7 @@ def _seconds(value: str) -> float:
         number = float(value.strip())
     except ValueError:
         raise ValueError("a number of seconds greater than 0") from None
-    if not number > 0:
+    if not 0 < number < math.inf:
         raise ValueError("a number of seconds greater than 0")
     return number
 
@@ -129,7 +149,7 @@ class Settings:
         "ZAI_TOKEN", "", _list, "Z.ai access token(s), comma-separated, used in turn; empty = a fresh anonymous guest per conversation")
     api_keys: tuple[str, ...] = _setting(
         "DEFAULT_KEY", "sk-your-key", _list, "API key(s) clients must send as Bearer, comma-separated")
-    model_name: str = _setting("MODEL_NAME", "GLM-4.6", _text, "the model name shown in /v1/models and used by default")
+    model_name: str = _setting("MODEL_NAME", "GLM-4.6", _name, "the model name shown in /v1/models and used by default")
     port: int = _setting("PORT", "9090", _port, "the port gunicorn listens on")
     debug: bool = _setting("DEBUG_MODE", "true", _bool, "log each request and upstream call (never secrets)")
     default_stream: bool = _setting(
@@ -174,8 +194,12 @@ class Settings:
         "STREAM_KEEPALIVE_S", "10", _seconds,
         "send an SSE comment when a stream has shown nothing for this long (keeps proxies open, notices gone clients)")
     trusted_proxies: int = _setting(
-        "TRUSTED_PROXIES", "0", lambda v: 0 if v.strip() == "0" else _positive_int(v),
+        "TRUSTED_PROXIES", "0", _count,
         "how many reverse proxies (nginx...) stand in front: their X-Forwarded-For gives the client IP")
+    dashboard_key: str = _setting(
+        "DASHBOARD_KEY", "", _text,
+        "key that /dashboard and /metrics require (login form or Authorization: Bearer); empty = public")
+    metrics_enabled: bool = _setting("METRICS_ENABLED", "true", _bool, "serve Prometheus metrics at /metrics")
     workers: int = _setting("WEB_CONCURRENCY", "1", _positive_int, "gunicorn worker processes")
     threads: int = _setting("THREADS", "256", _positive_int, "threads per worker: one open stream holds one thread")
 

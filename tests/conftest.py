@@ -1,0 +1,169 @@
+"""Fixtures: a fake Z.ai upstream, apps built on it, and zto running under gunicorn.
+
+- ``fake``: a fresh ``FakeZai`` on a loopback port for one test.
+- ``make_settings`` / ``app`` / ``client``: the app in-process, pointed at ``fake``.
+- ``shared_fake`` + ``live_server``: one fake and one gunicorn for the session,
+  started the way ``make run`` starts it (``gunicorn -c gunicorn.conf.py``), in a
+  scratch directory whose ``.env.local`` holds the test key; ``shared_fake`` is
+  reset before each test that uses it.
+- ``start_server``: a gunicorn with extra settings, for tests of other configurations.
+- An autouse fixture removes zto's settings and proxy variables from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from fake_zai import FakeZai
+from zto import create_app
+from zto.settings import Settings, load_settings, setting_docs
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "sk-test-key"
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    for name, _, _ in setting_docs():
+        monkeypatch.delenv(name, raising=False)
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fake():
+    with FakeZai() as server:
+        yield server
+
+
+@pytest.fixture
+def make_settings(fake, tmp_path):
+    def make(**overrides) -> Settings:
+        values = {"upstream_url": fake.completions_url, "debug": False, "api_keys": (API_KEY,)}
+        values.update(overrides)
+        return load_settings({}, env_dir=tmp_path, **values)
+
+    return make
+
+
+@pytest.fixture
+def app(make_settings):
+    return create_app(make_settings())
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def auth():
+    return {"Authorization": f"Bearer {API_KEY}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str  # e.g. http://127.0.0.1:PORT
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_gunicorn(workdir: Path, env: dict[str, str], env_local: dict[str, str] | None = None,
+                   timeout: float = 30.0) -> LiveServer:
+    """Start ``gunicorn -c gunicorn.conf.py`` as ``make run`` does, from ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if env_local is not None:
+        (workdir / ".env.local").write_text("".join(f"{k}={v}\n" for k, v in env_local.items()))
+    port = int(env.get("PORT") or free_port())
+    full_env = {k: v for k, v in os.environ.items() if k not in PROXY_VARIABLES}
+    full_env.update(env, PORT=str(port), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    log_path = workdir / "gunicorn.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")],
+        cwd=workdir, env=full_env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+    )
+    server = LiveServer(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{server.log()}")
+        try:
+            if requests.get(server.url + "/v1/models", timeout=1).status_code == 200:
+                return server
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"gunicorn did not start within {timeout}s:\n{server.log()}")
+
+
+@pytest.fixture(scope="session")
+def shared_fake():
+    with FakeZai() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def live_server(shared_fake, tmp_path_factory):
+    server = start_gunicorn(
+        tmp_path_factory.mktemp("live"),
+        env={"UPSTREAM_URL": shared_fake.completions_url, "DEBUG_MODE": "false", "THREADS": "32"},
+        env_local={"DEFAULT_KEY": API_KEY},
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live(live_server, shared_fake):
+    """The session's gunicorn server, with its fake upstream reset for this test."""
+    shared_fake.reset()
+    shared_fake.scheme, shared_fake.min_fe_version = "hmac", "prod-fe-1.0.94"
+    return live_server
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Start a gunicorn with the given environment; stopped after the test."""
+    servers = []
+
+    def start(env: dict[str, str], env_local: dict[str, str] | None = None) -> LiveServer:
+        server = start_gunicorn(tmp_path / f"server{len(servers)}", env, env_local)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

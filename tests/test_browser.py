@@ -1,0 +1,270 @@
+"""The pages in a real browser: headless Chromium (Debian's ``chromium`` and
+``chromium-driver``) driven by selenium, against zto under gunicorn.
+
+One browser for the whole module. Each test leaves screenshots in ``test-output/``
+(desktop and phone sizes). Skipped, with the reason, only when Chromium is missing
+outside CI; in CI (``CI`` set) a missing browser is an error, since ``.ci/run``
+installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import API_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "test-output"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--lang=en-US")
+HOSTILE_AGENT = '<img src=x onerror="document.title=\'pwned\';window.pwned=1">'
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+_missing = not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER))
+pytestmark = pytest.mark.skipif(
+    _missing and not os.environ.get("CI"),
+    reason="Chromium is not installed: apt-get install chromium chromium-driver (CI installs them)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    profile = tempfile.mkdtemp(prefix="zto-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument("--window-size=1280,900")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_script_timeout(30)
+    OUTPUT.mkdir(exist_ok=True)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+def console_errors(driver) -> list[str]:
+    """Console errors since the last call (reading the log empties it)."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def wait(driver, condition, timeout: float = 10.0, message: str = ""):
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d), message)
+
+
+def text(driver, element_id: str) -> str:
+    return driver.find_element(By.ID, element_id).text
+
+
+def foreign_resources(driver, origin: str) -> list[str]:
+    """Every URL the page loaded, or links to as a resource, that is not on ``origin``."""
+    loaded = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+        ".concat([...document.querySelectorAll('script[src], link[href], img[src], iframe[src]')]"
+        ".map(e => e.src || e.href))")
+    return [url for url in loaded if not url.startswith(origin + "/")]
+
+
+def screenshot(driver, name: str, phone: bool = False) -> Path:
+    """A full-page screenshot in test-output/, at desktop or phone size."""
+    path = OUTPUT / f"{name}.png"
+    if phone:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    else:
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 1280, "height": min(max(height, 900), 6000), "deviceScaleFactor": 1,
+                                "mobile": False})
+    try:
+        time.sleep(0.2)  # let layout settle after the resize
+        if phone:
+            overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, f"{name}: the page is {overflow}px wider than a phone screen"
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**PHONE, "height": min(height, 1600)})
+            time.sleep(0.2)
+        driver.save_screenshot(str(path))
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def chat(live, prompt: str = "hi", headers: dict | None = None, **body) -> requests.Response:
+    body.setdefault("messages", [{"role": "user", "content": prompt}])
+    response = requests.post(live.base_url + "/chat/completions", json=body, headers=headers or AUTH, timeout=30)
+    response.content  # noqa: B018 - read streams to the end
+    return response
+
+
+def wait_for_refresh(driver, after: int = 0) -> int:
+    """Wait until the page has redrawn itself more than ``after`` times; the count."""
+    def updates(d):
+        value = d.find_element(By.ID, "dashboard").get_attribute("data-updates")
+        return int(value) if value and int(value) > after else False
+
+    return wait(driver, updates, timeout=12, message="the dashboard did not refresh")
+
+
+def cards(driver) -> dict:
+    return {name: text(driver, name) for name in (
+        "total-requests", "successful-requests", "failed-requests", "success-rate", "average-response",
+        "p95-response", "in-flight")}
+
+
+def expected_cards(stats: dict) -> dict:
+    return {
+        "total-requests": f"{stats['total_requests']:,}",
+        "successful-requests": f"{stats['successful_requests']:,}",
+        "failed-requests": f"{stats['failed_requests']:,}",
+        "in-flight": f"{stats['in_flight']:,}",
+    }
+
+
+# ---- the dashboard ------------------------------------------------------------------------
+
+def test_dashboard_shows_the_traffic_and_updates_itself(live, browser):
+    for _ in range(18):
+        assert requests.get(live.base_url + "/models", timeout=10).status_code == 200
+    assert chat(live, model="GLM-4.5").status_code == 200
+    assert chat(live, "scenario:thinking", stream=True, enable_thinking=True).status_code == 200
+    assert chat(live, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert chat(live, "scenario:error_nested").status_code == 502
+    hostile = requests.get(live.base_url + "/models", headers={"User-Agent": HOSTILE_AGENT}, timeout=10)
+    assert hostile.status_code == 200
+
+    browser.get(live.url + "/dashboard")
+    assert browser.title == "zto · dashboard"
+    updates = wait_for_refresh(browser)
+    stats = requests.get(live.url + "/dashboard/stats", timeout=10).json()
+    recent = requests.get(live.url + "/dashboard/requests", timeout=10).json()
+    assert stats["total_requests"] >= 23 and len(recent) == min(100, stats["total_requests"])
+
+    # the cards say what /dashboard/stats says
+    shown = cards(browser)
+    assert {k: shown[k] for k in expected_cards(stats)} == expected_cards(stats)
+    rate = 100 * stats["successful_requests"] / stats["total_requests"]
+    assert shown["success-rate"] == f"{rate:.1f}%" or shown["success-rate"] == f"{rate:.0f}%"
+    assert shown["average-response"].endswith(("ms", "s")) and shown["p95-response"].endswith(("ms", "s"))
+
+    # the table: newest first, 20 to a page, client data as text
+    rows = browser.find_elements(By.CSS_SELECTOR, "#requests-body tr")
+    assert len(rows) == 20
+    first = rows[0].find_elements(By.TAG_NAME, "td")
+    assert first[1].text == "GET" and first[2].text == "/v1/models" and first[7].text == HOSTILE_AGENT
+    assert browser.find_elements(By.CSS_SELECTOR, "#requests-body img") == []
+    assert browser.title != "pwned" and browser.execute_script("return window.pwned") is None
+    statuses = [row.find_elements(By.TAG_NAME, "td")[4].text for row in rows[:4]]
+    assert statuses[0] == "200" and statuses[1].startswith("502")
+    # A stream is recorded when gunicorn closes it, which may come after the next request.
+    assert sorted(statuses[2:4]) == ["200", "401"]
+    models = [row.find_elements(By.TAG_NAME, "td")[3].text for row in rows[:6]]
+    assert models.index("GLM-4.6") < models.index("GLM-4.5")
+    pages = -(-len(recent) // 20)
+    assert text(browser, "page-info") == f"Page 1 of {pages}"
+
+    # the chart: one bar per recent request, failures marked
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#chart rect.bar")) == len(recent)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#chart rect.bar.fail")) == sum(
+        1 for r in recent if r["status"] >= 400 or r["error"] not in (None, "client_disconnected"))
+
+    screenshot(browser, "dashboard-desktop")
+    screenshot(browser, "dashboard-phone", phone=True)
+
+    # previous / next
+    browser.find_element(By.ID, "next-page").click()
+    assert text(browser, "page-info") == f"Page 2 of {pages}"
+    second = browser.find_elements(By.CSS_SELECTOR, "#requests-body tr")[0].find_elements(By.TAG_NAME, "td")
+    assert second[2].text == recent[20]["path"]
+    browser.find_element(By.ID, "prev-page").click()
+    assert text(browser, "page-info") == f"Page 1 of {pages}"
+    assert not browser.find_element(By.ID, "prev-page").is_enabled()
+
+    # new traffic shows up without a reload
+    browser.execute_script("window.notReloaded = true")
+    for _ in range(3):
+        assert chat(live, model="GLM-4.5-Air").status_code == 200
+    total = requests.get(live.url + "/dashboard/stats", timeout=10).json()["total_requests"]
+    wait(browser, lambda d: text(d, "total-requests") == f"{total:,}", timeout=12,
+         message="the total did not update")
+    assert browser.execute_script("return window.notReloaded") is True
+    assert wait_for_refresh(browser, updates) > updates
+    newest = browser.find_elements(By.CSS_SELECTOR, "#requests-body tr")[0].find_elements(By.TAG_NAME, "td")
+    assert newest[3].text == "GLM-4.5-Air"
+
+    assert foreign_resources(browser, live.url) == []
+    assert console_errors(browser) == []
+
+
+# ---- the API guide ------------------------------------------------------------------------
+
+def test_docs_show_working_examples(live, browser):
+    browser.get(live.url + "/docs")
+    assert browser.title == "zto · API guide"
+    assert text(browser, "base-url") == live.base_url
+    for name in ("python", "curl", "js"):
+        block = browser.find_element(By.ID, f"example-{name}")
+        assert block.is_displayed() and live.base_url in block.text, name
+    assert "from openai import OpenAI" in text(browser, "example-python")
+    assert "enable_thinking" in text(browser, "example-python")
+
+    # the JavaScript example, pasted as it is (with our key) into this page, reads the stream
+    code = browser.execute_script("return document.getElementById('example-js').textContent")
+    code = code.replace("sk-your-key", API_KEY)
+    answer = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "(async () => {" + code + "\n; return answer; })().then(done, (e) => done('ERROR: ' + e));")
+    assert answer == "Hello, world!"
+
+    copy = browser.find_element(By.CSS_SELECTOR, "button[data-copy='example-python']")
+    copy.click()
+    wait(browser, lambda d: copy.text in ("Copied", "Select and copy"), message="the Copy button did nothing")
+
+    screenshot(browser, "docs-desktop")
+    screenshot(browser, "docs-phone", phone=True)
+    assert foreign_resources(browser, live.url) == []
+    assert console_errors(browser) == []
+
+
+# ---- the key, and several workers ----------------------------------------------------------
+
+def test_login_with_the_dashboard_key(start_server, shared_fake, browser):
+    server = start_server({"UPSTREAM_URL": shared_fake.completions_url, "DEBUG_MODE": "false", "THREADS": "8",
+                           "WEB_CONCURRENCY": "2", "DASHBOARD_KEY": "browser-test-key"},
+                          env_local={"DEFAULT_KEY": API_KEY})
+    assert "browser-test-key" not in server.log()
+    browser.get(server.url + "/dashboard")
+    assert "/dashboard/login" in browser.current_url
+    field = browser.find_element(By.ID, "key")
+    screenshot(browser, "login-desktop")
+    field.send_keys("wrong key")
+    field.submit()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".form-error"), message="no error for a wrong key")
+    browser.find_element(By.ID, "key").send_keys("browser-test-key")
+    browser.find_element(By.ID, "key").submit()
+    wait(browser, lambda d: d.current_url == server.url + "/dashboard", message="login did not lead to the dashboard")
+    wait_for_refresh(browser)
+    assert browser.execute_script("return document.cookie") == ""  # HttpOnly
+    notice = browser.find_element(By.ID, "worker-notice")
+    assert notice.is_displayed() and "one worker" in notice.text
+    screenshot(browser, "dashboard-two-workers-desktop")
+    # the wrong key's 401 is the only error a browser may report here
+    assert [e for e in console_errors(browser) if "401" not in e] == []

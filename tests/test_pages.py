@@ -1,0 +1,285 @@
+"""The operator pages in-process: /dashboard and its JSON, the DASHBOARD_KEY login,
+and /metrics (Prometheus text, parsed with prometheus_client's own parser).
+
+The browser's view of the same pages is in ``test_browser.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import API_KEY
+from zto import create_app
+from zto.page_auth import COOKIE
+
+USER = [{"role": "user", "content": "hi"}]
+HOSTILE_AGENT = '<img src=x onerror="document.title=\'pwned\'">'
+DASHBOARD_KEY = "dash-key-0123456789"
+STATS_FIELDS = {"total_requests", "successful_requests", "failed_requests", "average_response_ms",
+                "p95_response_ms", "in_flight", "uptime_s", "last_request_at"}
+
+
+@pytest.fixture
+def client_with(make_settings):
+    def make(**overrides):
+        return create_app(make_settings(**overrides)).test_client()
+
+    return make
+
+
+def ask(client, prompt="hi", headers=None, **body):
+    body.setdefault("messages", [{"role": "user", "content": prompt}])
+    return client.post("/v1/chat/completions", headers=headers or {"Authorization": f"Bearer {API_KEY}"},
+                       json=body, buffered=True)
+
+
+def samples(client, headers=None) -> dict:
+    """name{label=value,...} -> value of every sample /metrics shows."""
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.content_type.startswith("text/plain")
+    out = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}"] = sample.value
+    return out
+
+
+# ---- dashboard JSON and page -------------------------------------------------------------
+
+def test_stats_and_requests_reflect_api_traffic(client, auth):
+    client.get("/v1/models", headers={"User-Agent": HOSTILE_AGENT})
+    ask(client)
+    ask(client, headers={"Authorization": "Bearer wrong"})
+    stats = client.get("/dashboard/stats").get_json()
+    assert STATS_FIELDS <= set(stats)
+    assert stats["total_requests"] == 3 and stats["successful_requests"] == 2 and stats["failed_requests"] == 1
+    assert stats["in_flight"] == 0 and stats["average_response_ms"] > 0 and stats["p95_response_ms"] > 0
+    assert stats["last_request_at"] > 0 and stats["workers"] == 1 and stats["pid"] > 0
+    recent = client.get("/dashboard/requests").get_json()
+    assert [r["status"] for r in recent] == [401, 200, 200]  # newest first
+    assert recent[2]["user_agent"] == HOSTILE_AGENT  # raw data; the page writes it as text
+    assert recent[1]["model"] == "GLM-4.6" and recent[1]["path"] == "/v1/chat/completions"
+
+
+def test_the_pages_do_not_count_themselves(client):
+    for path in ("/dashboard", "/dashboard/stats", "/dashboard/requests", "/docs", "/openapi.json", "/metrics",
+                 "/static/dashboard.js"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/dashboard/stats").get_json()["total_requests"] == 0
+    assert client.get("/dashboard/requests").get_json() == []
+
+
+def test_the_page_is_self_contained(client):
+    response = client.get("/dashboard")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp
+    assert 'src="/static/dashboard.js"' in html and 'href="/static/pages.css"' in html
+    assert "https://" not in html and "//cdn" not in html
+    for asset in ("dashboard.js", "pages.css", "docs.js", "favicon.svg"):
+        body = client.get(f"/static/{asset}").get_data(as_text=True)
+        assert "https://" not in body and "@import" not in body and "url(" not in body, asset
+    assert "innerHTML" not in client.get("/static/dashboard.js").get_data(as_text=True)
+
+
+def test_several_workers_are_announced(client_with):
+    client = client_with(workers=3)
+    html = client.get("/dashboard").get_data(as_text=True)
+    assert 'id="worker-notice"' in html and "one worker" in html
+    assert client.get("/dashboard/stats").get_json()["workers"] == 3
+    assert 'id="worker-notice"' not in client_with().get("/dashboard").get_data(as_text=True)
+
+
+def test_dashboard_disabled_is_404_for_all_of_it(client_with):
+    client = client_with(dashboard_enabled=False)
+    for path in ("/dashboard", "/dashboard/stats", "/dashboard/requests", "/dashboard/login"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.get_json()["error"]["code"] == "not_found"
+    assert client.post("/dashboard/login", data={"key": "x"}).status_code == 404
+    assert "/dashboard" not in client.get("/docs").get_data(as_text=True).split("<main", 1)[0]
+    assert client.get("/metrics").status_code == 200  # metrics have their own switch
+
+
+def test_metrics_disabled_is_404(client_with):
+    client = client_with(metrics_enabled=False)
+    assert client.get("/metrics").status_code == 404
+    assert "/metrics" not in client.get("/openapi.json").get_json()["paths"]
+
+
+# ---- DASHBOARD_KEY ---------------------------------------------------------------------
+
+def test_a_public_dashboard_is_warned_about(make_settings, caplog):
+    with caplog.at_level(logging.WARNING, logger="zto"):
+        create_app(make_settings())
+    assert "DASHBOARD_KEY is not set" in caplog.text and "/dashboard" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="zto"):
+        create_app(make_settings(dashboard_key=DASHBOARD_KEY))
+    assert "DASHBOARD_KEY is not set" not in caplog.text
+    assert DASHBOARD_KEY not in caplog.text
+
+
+def test_the_key_protects_page_json_and_metrics(client_with, caplog):
+    client = client_with(dashboard_key=DASHBOARD_KEY)
+    page = client.get("/dashboard")
+    assert page.status_code == 302 and page.headers["Location"].startswith("/dashboard/login?next=")
+    for path in ("/dashboard/stats", "/dashboard/requests", "/metrics"):
+        response = client.get(path)
+        assert response.status_code == 401, path
+        assert response.get_json()["error"]["code"] == "dashboard_key_required"
+        assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get(path, headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 401
+        assert client.get(path, headers={"Authorization": f"Bearer {DASHBOARD_KEY}"}).status_code == 200
+    # the API itself does not take the dashboard key, and the docs stay public
+    assert ask(client, headers={"Authorization": f"Bearer {DASHBOARD_KEY}"}).status_code == 401
+    assert client.get("/docs").status_code == 200 and client.get("/v1/models").status_code == 200
+    assert DASHBOARD_KEY not in caplog.text
+
+
+def test_the_login_form_sets_a_strict_httponly_cookie(client_with):
+    client = client_with(dashboard_key=DASHBOARD_KEY)
+    form = client.get("/dashboard/login?next=/dashboard")
+    assert form.status_code == 200 and 'name="key"' in form.get_data(as_text=True)
+    wrong = client.post("/dashboard/login", data={"key": "nope", "next": "/dashboard"})
+    assert wrong.status_code == 401 and "not right" in wrong.get_data(as_text=True)
+    assert client.get_cookie(COOKIE) is None
+    right = client.post("/dashboard/login", data={"key": DASHBOARD_KEY, "next": "/metrics"})
+    assert right.status_code == 303 and right.headers["Location"] == "/metrics"
+    set_cookie = right.headers["Set-Cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie and "Path=/" in set_cookie
+    cookie = client.get_cookie(COOKIE)
+    assert cookie is not None and DASHBOARD_KEY not in cookie.value
+    assert client.get("/dashboard").status_code == 200
+    assert client.get("/dashboard/stats").status_code == 200 and client.get("/metrics").status_code == 200
+    out = client.post("/dashboard/logout")
+    assert out.status_code == 303 and client.get_cookie(COOKIE) is None
+    assert client.get("/dashboard/stats").status_code == 401
+
+
+def test_a_forged_cookie_is_refused(client_with):
+    client = client_with(dashboard_key=DASHBOARD_KEY)
+    client.set_cookie(COOKIE, DASHBOARD_KEY)
+    assert client.get("/dashboard/stats").status_code == 401
+    client.set_cookie(COOKIE, "0" * 64)
+    assert client.get("/dashboard/stats").status_code == 401
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:x"])
+def test_login_only_returns_to_local_pages(client_with, target):
+    client = client_with(dashboard_key=DASHBOARD_KEY)
+    response = client.post("/dashboard/login", data={"key": DASHBOARD_KEY, "next": target})
+    assert response.status_code == 303 and response.headers["Location"] == "/dashboard"
+
+
+def test_without_a_key_login_just_goes_to_the_dashboard(client):
+    assert client.get("/dashboard/login").headers["Location"] == "/dashboard"
+
+
+# ---- /metrics -----------------------------------------------------------------------------
+
+def test_metrics_count_requests_by_status_and_route(client):
+    client.get("/v1/models")
+    client.get("/v1/models/GLM-4.6")
+    client.get("/v1/models/nope")
+    ask(client)
+    ask(client, headers={"Authorization": "Bearer wrong"})
+    client.get("/nowhere")
+    values = samples(client)
+    assert values["zto_http_requests_total{method=GET,path=/v1/models,status=200}"] == 1
+    assert values["zto_http_requests_total{method=GET,path=/v1/models/<path:model_id>,status=200}"] == 1
+    assert values["zto_http_requests_total{method=GET,path=/v1/models/<path:model_id>,status=404}"] == 1
+    assert values["zto_http_requests_total{method=POST,path=/v1/chat/completions,status=200}"] == 1
+    assert values["zto_http_requests_total{method=POST,path=/v1/chat/completions,status=401}"] == 1
+    assert values["zto_http_requests_total{method=GET,path=(unmatched),status=404}"] == 1
+    assert values["zto_http_request_duration_seconds_count{path=/v1/chat/completions}"] == 2
+    assert values["zto_http_request_duration_seconds_sum{path=/v1/chat/completions}"] > 0
+    assert not any("/metrics" in name or "/dashboard" in name for name in values)  # pages are not traffic
+    assert any(name.startswith("process_") for name in values)
+
+
+def test_metrics_time_to_first_token_and_streams_in_flight(client, auth):
+    response = client.post("/v1/chat/completions", headers=auth, buffered=False,
+                           json={"messages": [{"role": "user", "content": "scenario:long"}], "stream": True})
+    chunks = iter(response.response)
+    next(chunks), next(chunks)
+    during = samples(client)
+    assert during["zto_streams_in_flight{}"] == 1
+    assert during["zto_upstream_tokens_in_use{token_kind=guest}"] == 1
+    assert during["zto_time_to_first_token_seconds_count{}"] == 1
+    b"".join(chunks)
+    response.close()
+    after = samples(client)
+    assert after["zto_streams_in_flight{}"] == 0
+    assert after["zto_upstream_tokens_in_use{token_kind=guest}"] == 0
+    assert after["zto_time_to_first_token_seconds_count{}"] == 1
+    assert 0 < after["zto_time_to_first_token_seconds_sum{}"] < 5
+    ask(client)  # a whole answer opens a token too, and gives it back
+    assert samples(client)["zto_upstream_tokens_in_use{token_kind=guest}"] == 0
+
+
+def test_a_stream_cut_by_the_client_gives_back_its_token(client, auth):
+    response = client.post("/v1/chat/completions", headers=auth, buffered=False,
+                           json={"messages": [{"role": "user", "content": "scenario:long transport:delay=0.05"}],
+                                 "stream": True})
+    chunks = iter(response.response)
+    next(chunks), next(chunks)
+    response.close()
+    values = samples(client)
+    assert values["zto_streams_in_flight{}"] == 0 and values["zto_upstream_tokens_in_use{token_kind=guest}"] == 0
+
+
+def test_static_tokens_are_counted_as_static(client_with, fake):
+    fake.accepted_tokens = ("static-token-aaaaaaaaaaaaaaaa",)
+    client = client_with(zai_tokens=("static-token-aaaaaaaaaaaaaaaa",))
+    response = client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {API_KEY}"}, buffered=False,
+                           json={"messages": USER, "stream": True})
+    next(iter(response.response))
+    assert samples(client)["zto_upstream_tokens_in_use{token_kind=static}"] == 1
+    response.close()
+    assert samples(client)["zto_upstream_tokens_in_use{token_kind=static}"] == 0
+
+
+def error_counts(client) -> dict:
+    return {name.split("=", 1)[1].rstrip("}"): value for name, value in samples(client).items()
+            if name.startswith("zto_upstream_errors_total")}
+
+
+def test_upstream_errors_are_counted_by_kind(client_with, fake):
+    client = client_with(fe_version_discovery=False)
+    assert set(error_counts(client)) >= {"version_426", "signature", "auth", "rate_limit", "timeout", "connection"}
+    assert not any(error_counts(client).values())
+
+    fake.fail_next("401")  # retried with a fresh guest: counted, and the answer still comes
+    assert ask(client).status_code == 200
+    fake.fail_next("429", count=2)  # retried, fails again: counted twice
+    assert ask(client).status_code == 429
+    assert ask(client, "scenario:error_426").status_code == 502
+    assert ask(client, "scenario:mid_error", stream=True).status_code == 200  # fails after the start
+    fake.scheme = "sha256"
+    assert ask(client).status_code == 502
+    counts = error_counts(client)
+    assert counts["auth"] == 1 and counts["rate_limit"] == 2 and counts["version_426"] == 1
+    assert counts["signature"] == 1 and counts["other"] == 1  # the 500 in mid-stream
+
+
+def test_timeouts_and_connection_failures_are_counted(client_with, fake):
+    client = client_with(read_timeout_s=0.5, fe_version_discovery=False)
+    assert ask(client, "transport:slow=3").status_code == 504
+    fake.stop()
+    assert ask(client).status_code == 502
+    counts = error_counts(client)
+    assert counts["timeout"] == 1 and counts["connection"] == 1
+
+
+def test_every_app_has_its_own_registry(client_with):
+    first, second = client_with(), client_with()
+    first.get("/v1/models")
+    assert samples(first)["zto_http_requests_total{method=GET,path=/v1/models,status=200}"] == 1
+    assert "zto_http_requests_total{method=GET,path=/v1/models,status=200}" not in samples(second)

@@ -1,0 +1,84 @@
+"""The live dashboard: ``/dashboard`` and the JSON it polls.
+
+- ``GET /dashboard``: the page (``templates/dashboard.html``; ``static/dashboard.js``
+  fills it in and refreshes it every 5 seconds).
+- ``GET /dashboard/stats``: the totals of ``Stats.snapshot()`` (field names are a
+  contract with the page and the tests), plus ``workers`` and ``pid`` so the page can
+  say it shows one worker's traffic when there are several.
+- ``GET /dashboard/requests``: the last requests, newest first.
+- ``GET|POST /dashboard/login``, ``POST /dashboard/logout``: the form that sets the
+  ``DASHBOARD_KEY`` cookie (see ``page_auth``).
+
+Registered only when ``DASHBOARD_ENABLED``; its own requests are not counted in the
+statistics it shows.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+
+from . import page_auth
+from .context import resources
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+
+STATS_FIELDS = ("total_requests", "successful_requests", "failed_requests", "average_response_ms",
+                "p95_response_ms", "in_flight", "uptime_s", "last_request_at")
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@bp.after_request
+def page_headers(response):
+    return page_auth.add_page_headers(response)
+
+
+@bp.get("")
+def show_dashboard():
+    settings = resources().settings
+    if not page_auth.is_allowed(settings):
+        return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+    return render_template("dashboard.html", workers=settings.workers, pid=os.getpid(),
+                           protected=bool(settings.dashboard_key)), 200, NO_STORE
+
+
+@bp.get("/stats")
+def stats():
+    res = resources()
+    page_auth.require(res.settings)
+    snapshot = res.stats.snapshot()
+    body = {name: snapshot[name] for name in STATS_FIELDS}
+    body.update(workers=res.settings.workers, pid=os.getpid())
+    return jsonify(body), 200, NO_STORE
+
+
+@bp.get("/requests")
+def recent_requests():
+    res = resources()
+    page_auth.require(res.settings)
+    return jsonify(res.stats.snapshot()["recent"]), 200, NO_STORE
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    settings = resources().settings
+    target = page_auth.safe_next(request.values.get("next"))
+    if not settings.dashboard_key:
+        return redirect(target)
+    if request.method == "GET":
+        return render_template("login.html", next=target, failed=False), 200, NO_STORE
+    if not page_auth.key_matches(settings, request.form.get("key", "")):
+        return render_template("login.html", next=target, failed=True), 401, NO_STORE
+    response = redirect(target, code=303)
+    response.set_cookie(page_auth.COOKIE, page_auth.cookie_value(settings.dashboard_key),
+                        max_age=page_auth.COOKIE_MAX_AGE_S, path="/", httponly=True, samesite="Strict",
+                        secure=request.is_secure)
+    return response
+
+
+@bp.post("/logout")
+def logout():
+    response = redirect(url_for("dashboard.login"), code=303)
+    response.delete_cookie(page_auth.COOKIE, path="/", httponly=True, samesite="Strict")
+    return response

@@ -1,0 +1,147 @@
+"""Prometheus metrics for operators, served at ``GET /metrics`` by ``bp``.
+
+``Metrics`` owns a ``prometheus_client`` registry of its own (not the global default
+one), so every app, and every test, counts from zero. The hooks are called where the
+events happen: ``observe_request`` when a request ends (``create_app``'s tracking),
+``first_token`` / ``stream_opened`` / ``stream_closed`` from the SSE generator,
+``upstream_error`` wherever a Z.ai failure surfaces or causes a retry, and
+``upstream_opened`` around each open upstream answer ("tokens in use", by token kind;
+never the token itself). Each hook is a dictionary lookup and a locked add.
+
+Like the dashboard's statistics, the numbers are per worker process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Blueprint, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from . import page_auth
+from .context import resources
+
+bp = Blueprint("metrics", __name__)
+
+# The *_created samples double the output and no dashboard uses them.
+disable_created_metrics()
+
+# zto's error codes (UpstreamError.code) grouped into the kinds operators alert on.
+UPSTREAM_ERROR_KINDS = {
+    "upstream_version_rejected": "version_426",
+    "upstream_signature_rejected": "signature",
+    "upstream_unauthorized": "auth",
+    "upstream_rate_limited": "rate_limit",
+    "upstream_timeout": "timeout",
+    "upstream_unavailable": "connection",
+    "upstream_forbidden": "forbidden",
+    "upstream_blocked": "firewall",
+}
+OTHER_KIND = "other"
+TOKEN_KINDS = ("guest", "static")
+LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        self.requests = Counter(
+            "zto_http_requests", "HTTP requests answered, by method, route and status.",
+            ["method", "path", "status"], registry=registry)
+        self.latency = Histogram(
+            "zto_http_request_duration_seconds", "Time from a request's arrival to its last byte (streams included).",
+            ["path"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.ttft = Histogram(
+            "zto_time_to_first_token_seconds", "Time from a streamed request's arrival to its first text sent.",
+            buckets=TTFT_BUCKETS, registry=registry)
+        self.streams = Gauge(
+            "zto_streams_in_flight", "Streamed answers being sent to clients.", registry=registry)
+        self.upstream_errors = Counter(
+            "zto_upstream_errors", "Z.ai failures, by kind; retried ones included.", ["kind"], registry=registry)
+        self.tokens_in_use = Gauge(
+            "zto_upstream_tokens_in_use", "Z.ai tokens in use: upstream answers being read, by token kind.",
+            ["token_kind"], registry=registry)
+        for kind in (*dict.fromkeys(UPSTREAM_ERROR_KINDS.values()), OTHER_KIND):
+            self.upstream_errors.labels(kind)
+        for kind in TOKEN_KINDS:
+            self.tokens_in_use.labels(kind)
+        self._error_counters = {kind: self.upstream_errors.labels(kind) for kind in (*UPSTREAM_ERROR_KINDS.values(), OTHER_KIND)}
+
+    # -- hooks -----------------------------------------------------------------
+
+    def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, path, str(status)).inc()
+        self.latency.labels(path).observe(seconds)
+
+    def first_token(self, seconds: float) -> None:
+        self.ttft.observe(seconds)
+
+    def stream_opened(self) -> None:
+        self.streams.inc()
+
+    def stream_closed(self) -> None:
+        self.streams.dec()
+
+    def upstream_error(self, code: str | None) -> None:
+        self._error_counters[UPSTREAM_ERROR_KINDS.get(code or "", OTHER_KIND)].inc()
+
+    def upstream_opened(self, token_kind: str) -> Callable[[], None]:
+        """Count an upstream answer as open; the returned function, called once, closes it."""
+        gauge = self.tokens_in_use.labels(token_kind)
+        gauge.inc()
+        return gauge.dec
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class NoMetrics(Metrics):
+    """Hooks that do nothing, for code run without an app (unit tests)."""
+
+    def __init__(self) -> None:  # no registry
+        pass
+
+    def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
+        pass
+
+    def first_token(self, seconds: float) -> None:
+        pass
+
+    def stream_opened(self) -> None:
+        pass
+
+    def stream_closed(self) -> None:
+        pass
+
+    def upstream_error(self, code: str | None) -> None:
+        pass
+
+    def upstream_opened(self, token_kind: str) -> Callable[[], None]:
+        return _nothing
+
+
+def _nothing() -> None:
+    pass
+
+
+NO_METRICS = NoMetrics()
+
+
+@bp.get("/metrics")
+def show_metrics():
+    res = resources()
+    page_auth.require(res.settings)
+    return Response(res.metrics.render(), content_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})

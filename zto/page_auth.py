@@ -1,0 +1,85 @@
+"""The optional key in front of the operator pages (/dashboard, /metrics), and the
+security headers of every HTML page.
+
+With ``DASHBOARD_KEY`` empty those pages are public (start-up warns). With it set, a
+request gets in with ``Authorization: Bearer <key>`` (scripts, Prometheus) or with the
+cookie the login form sets (browsers). The cookie holds an HMAC of the key, never the
+key itself; it is HttpOnly and SameSite=Strict. Every comparison is constant-time, and
+the key is never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+
+from flask import request
+
+from .errors import ProxyError
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+COOKIE = "zto_dashboard"
+COOKIE_MAX_AGE_S = 30 * 24 * 3600
+
+
+def cookie_value(key: str) -> str:
+    """What the login cookie holds for ``key``: proof of the key, not the key."""
+    return hmac.new(key.encode(), b"zto dashboard cookie v1", hashlib.sha256).hexdigest()
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def key_matches(settings: Settings, given: str) -> bool:
+    return bool(settings.dashboard_key) and _same(given, settings.dashboard_key)
+
+
+def is_allowed(settings: Settings) -> bool:
+    """Whether this request may see the operator pages."""
+    key = settings.dashboard_key
+    if not key:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and given.strip() and _same(given.strip(), key):
+        return True
+    return _same(request.cookies.get(COOKIE, ""), cookie_value(key))
+
+
+def require(settings: Settings) -> None:
+    """Raise a 401 (OpenAI's error shape) unless the request may see the pages."""
+    if not is_allowed(settings):
+        raise ProxyError("This page needs DASHBOARD_KEY: log in at /dashboard/login or send "
+                         "'Authorization: Bearer <DASHBOARD_KEY>'.", status=401, code="dashboard_key_required")
+
+
+def safe_next(target: str | None, default: str = "/dashboard") -> str:
+    """A local path to go back to after logging in; anything else becomes ``default``."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+def warn_if_public(settings: Settings) -> None:
+    pages = [p for p, on in (("/dashboard", settings.dashboard_enabled), ("/metrics", settings.metrics_enabled)) if on]
+    if pages and not settings.dashboard_key:
+        log.warning("DASHBOARD_KEY is not set: %s %s public; anyone who can reach this server sees its traffic.",
+                    " and ".join(pages), "is" if len(pages) == 1 else "are")
+
+
+# The pages load only their own files: no CDN, no web fonts, no inline script.
+PAGE_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                                "form-action 'self'; frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def add_page_headers(response):
+    for name, value in PAGE_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
