@@ -12,6 +12,8 @@ import json
 import secrets
 import time
 
+import orjson
+
 DONE = b"data: [DONE]\n\n"
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
@@ -87,7 +89,8 @@ class ChunkEncoder:
 
     def _choice(self, delta: dict, finish_reason: str | None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return self._prefix + _dumps([choice]).encode() + b"}\n\n"
+        # orjson: this runs for every chunk, and it is several times faster than json here.
+        return self._prefix + orjson.dumps([choice]) + b"}\n\n"
 
     def role(self) -> bytes:
         return self._choice({"role": "assistant", "content": ""}, None)

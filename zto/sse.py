@@ -15,8 +15,9 @@ None (logged) for anything that is not a JSON object.
 from __future__ import annotations
 
 import codecs
-import json
 import logging
+
+import orjson
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,8 @@ def _data_of(line: str) -> str | None:
 
 def parse_event(payload: str) -> dict | None:
     try:
-        event = json.loads(payload)
-    except ValueError:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError:
         log.warning("skipped an upstream event that is not JSON: %.200r", payload)
         return None
     if not isinstance(event, dict):

@@ -111,7 +111,8 @@ class AnswerAssembler:
     """Feed Z.ai events in order; get back the new (reasoning, answer) text of each."""
 
     def __init__(self) -> None:
-        self.raw = ""
+        self._raw = ""
+        self._appended: list[str] = []  # appends not yet joined into _raw: joining each would be quadratic
         self.usage: dict | None = None
         self.error: UpstreamFailure | None = None
         self.done = False
@@ -148,6 +149,14 @@ class AnswerAssembler:
             return "", delta
         return self._render(final=False)
 
+    @property
+    def raw(self) -> str:
+        """The message's raw text, as the browser holds it."""
+        if self._appended:
+            self._raw += "".join(self._appended)
+            self._appended.clear()
+        return self._raw
+
     def finish(self) -> tuple[str, str]:
         """End of stream: release text held back while it might have been markup."""
         return self._render(final=True)
@@ -155,11 +164,11 @@ class AnswerAssembler:
     def _append(self, text: str) -> None:
         if not self._astral and not text.isascii() and any(ord(c) > 0xFFFF for c in text):
             self._astral = True
-        self.raw += text
+        self._appended.append(text)
 
     def _edit(self, units: int, text: str) -> None:
         index = utf16_to_index(self.raw, units) if self._astral else max(units, 0)
-        self.raw = self.raw[:index]
+        self._raw = self._raw[:index]
         if self._answer_at is not None and index < self._answer_at:
             self._answer_at = None
         self._clean = False
