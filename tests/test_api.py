@@ -380,8 +380,10 @@ def test_static_tokens_alternate(client_with, fake):
 def test_anonymous_mode_uses_a_fresh_guest_per_conversation(client, fake):
     for _ in range(3):
         assert ask(client).status_code == 200
-    assert len(fake.guest_tokens) == 3 and len(set(fake.guest_tokens)) == 3
-    assert [r.headers["authorization"] for r in fake.requests] == [f"Bearer {t}" for t in fake.guest_tokens]
+    # Guests are fetched ahead, so the fake may have issued more than were used; each
+    # conversation still gets its own, issued by Z.ai, never reused.
+    used = [r.headers["authorization"].removeprefix("Bearer ") for r in fake.requests]
+    assert len(set(used)) == 3 and set(used) <= set(fake.guest_tokens)
     assert len({r.query["user_id"] for r in fake.requests}) == 3
 
 
@@ -438,7 +440,7 @@ def test_no_cookie_ever_reaches_the_upstream(client, fake):
     for _ in range(3):
         assert ask(client).status_code == 200
     paths = [path for _, path, _ in fake.seen]
-    assert "/" in paths and paths.count("/api/v1/auths/") == 3
+    assert "/" in paths and paths.count("/api/v1/auths/") >= 3
     assert [headers.get("cookie") for _, _, headers in fake.seen] == [None] * len(fake.seen)
 
 
@@ -628,8 +630,9 @@ def test_upstream_connections_are_reused(client, fake):
     for i in range(6):
         response = ask(client, stream=bool(i % 2))
         assert response.status_code == 200
-    assert len(fake.requests) == 6 and len(fake.guest_tokens) == 6
-    assert fake.connections_opened <= 2
+    assert len(fake.requests) == 6 and len(fake.guest_tokens) >= 6
+    # one for the requests, one for the guest tokens fetched ahead beside them
+    assert fake.connections_opened <= 3
 
 
 # ---- 12. stats ---------------------------------------------------------------------------

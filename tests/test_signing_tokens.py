@@ -175,12 +175,64 @@ def test_static_tokens_are_shared_fairly_between_threads():
     assert {t: got.count(t) for t in "abcd"} == {t: 500 for t in "abcd"}
 
 
-def test_guest_tokens_fetch_a_fresh_one_each_time():
-    issued = iter(["g1", "g2", "g3"])
-    tokens = GuestTokens(lambda: next(issued))
+class CountingFetch:
+    """Issues g1, g2, ...; can be told to fail or to wait."""
+
+    def __init__(self):
+        self.issued = []
+        self.fail = False
+        self.lock = threading.Lock()
+
+    def __call__(self):
+        if self.fail:
+            raise OSError("Z.ai unreachable")
+        with self.lock:
+            self.issued.append(f"g{len(self.issued) + 1}")
+            return self.issued[-1]
+
+
+def wait_for(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_guest_tokens_are_each_used_once():
+    fetch = CountingFetch()
+    tokens = GuestTokens(fetch, ahead=2)
+    handed = [tokens.acquire(), tokens.another("x"), tokens.acquire(), tokens.acquire()]
+    assert len(set(handed)) == 4 and set(handed) <= set(fetch.issued)
+
+
+def test_guest_tokens_are_fetched_ahead():
+    fetch = CountingFetch()
+    tokens = GuestTokens(fetch, ahead=3)
+    assert tokens.acquire() == "g1"  # nothing ready yet: fetched in the foreground
+    wait_for(lambda: len(fetch.issued) == 4)
+    fetch.fail = True  # from now on only tokens fetched ahead can be handed out
+    assert [tokens.acquire() for _ in range(3)] == ["g2", "g3", "g4"]
+    with pytest.raises(OSError):
+        tokens.acquire()
+
+
+def test_stale_guest_tokens_are_thrown_away():
+    fetch = CountingFetch()
+    tokens = GuestTokens(fetch, ahead=2, max_age_s=0.05)
+    tokens.acquire()
+    wait_for(lambda: len(fetch.issued) == 3)
+    time.sleep(0.1)
+    assert tokens.acquire() == "g4"
+
+
+def test_a_failing_background_fetch_does_not_break_acquire(caplog):
+    fetch = CountingFetch()
+    tokens = GuestTokens(fetch, ahead=2)
+    fetch.fail = True
+    with pytest.raises(OSError):
+        tokens.acquire()
+    fetch.fail = False
     assert tokens.acquire() == "g1"
-    assert tokens.another("g1") == "g2"
-    assert tokens.acquire() == "g3"
 
 
 @pytest.mark.parametrize("length", [0, 1, 2, 6, 7, 12, 13, 20, 200])

@@ -3,7 +3,9 @@
 ``StaticTokens`` hands out the tokens of ``ZAI_TOKEN`` in turn. ``GuestTokens``
 gets a fresh anonymous guest token for every conversation, so that guests never
 share memory or a concurrency budget; fetching is the upstream client's job and is
-passed in. Both offer ``another(failed)`` for the one retry after a 401, 429 or
+passed in. To keep that fetch off the path to the first token, a few guests are
+fetched ahead by a background thread; each is used once, and one left unused for
+longer than ``max_age_s`` is thrown away rather than handed out. Both offer ``another(failed)`` for the one retry after a 401, 429 or
 concurrency error. ``user_id_of`` reads the user id from a JWT, unverified, as
 Z.ai's front end does.
 """
@@ -13,11 +15,15 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
 USER_ID_CLAIMS = ("id", "user_id", "uid", "sub")
+log = logging.getLogger(__name__)
 
 
 class TokenSource(Protocol):
@@ -50,14 +56,54 @@ class StaticTokens:
 
 
 class GuestTokens:
-    def __init__(self, fetch: Callable[[], str]) -> None:
+    def __init__(self, fetch: Callable[[], str], ahead: int = 4, max_age_s: float = 120.0) -> None:
         self._fetch = fetch
+        self._ahead = ahead
+        self._max_age_s = max_age_s
+        self._ready: deque[tuple[float, str]] = deque()  # (fetched at, token), oldest first
+        self._lock = threading.Lock()
+        self._filling = False
 
     def acquire(self) -> str:
-        return self._fetch()
+        token = self._take()
+        if token is None:
+            token = self._fetch()
+        self._fill_in_background()
+        return token
 
     def another(self, failed: str) -> str | None:
-        return self._fetch()
+        return self.acquire()
+
+    def _take(self) -> str | None:
+        oldest_allowed = time.monotonic() - self._max_age_s
+        with self._lock:
+            while self._ready:
+                fetched_at, token = self._ready.popleft()
+                if fetched_at >= oldest_allowed:
+                    return token
+        return None
+
+    def _fill_in_background(self) -> None:
+        with self._lock:
+            if self._filling or len(self._ready) >= self._ahead:
+                return
+            self._filling = True
+        threading.Thread(target=self._fill, name="guest-tokens", daemon=True).start()
+
+    def _fill(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if len(self._ready) >= self._ahead:
+                        return
+                token = self._fetch()
+                with self._lock:
+                    self._ready.append((time.monotonic(), token))
+        except Exception as exc:  # the next acquire fetches in the foreground and reports it
+            log.warning("fetching guest tokens ahead failed: %s", exc)
+        finally:
+            with self._lock:
+                self._filling = False
 
 
 def user_id_of(token: str) -> str:
