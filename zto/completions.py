@@ -74,23 +74,24 @@ class Answer:
         decoder, assembler, present = SSEDecoder(), self._assembler, self._presenter.present
         chunks = self._upstream.chunks()
         for data in chunks:
-            shown = False
+            # Events that arrived together leave as one piece: one chunk to encode and write.
+            reasoning = answer = ""
             for payload in decoder.feed(data):
                 event = parse_event(payload)
                 if event is None:
                     continue
-                reasoning, answer = present(*assembler.feed(event))
-                if assembler.error is not None:
-                    raise self._failure()
-                if reasoning or answer:
-                    shown = self._shown = True
-                    yield reasoning, answer
-                if assembler.done:
+                more_reasoning, more_answer = present(*assembler.feed(event))
+                reasoning += more_reasoning
+                answer += more_answer
+                if assembler.error is not None or assembler.done:
                     break
+            if reasoning or answer:
+                self._shown = True
+            yield reasoning, answer  # empty: a tick, Z.ai sent something that shows nothing yet
+            if assembler.error is not None:
+                raise self._failure()
             if assembler.done:
                 break
-            if not shown:
-                yield "", ""
         else:
             for payload in decoder.close():
                 event = parse_event(payload)

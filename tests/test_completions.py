@@ -1,0 +1,59 @@
+"""Answer: reading Z.ai's stream into pieces, without HTTP (the upstream is a list of reads)."""
+
+import json
+
+import pytest
+
+import zai_scenarios as z
+from zto.completions import Answer
+from zto.errors import UpstreamRejected
+from zto.openai_format import ThinkingPresenter
+
+
+class Reads:
+    """Stands in for UpstreamResponse: the body arrives as these network reads."""
+
+    def __init__(self, *reads: bytes):
+        self.reads = reads
+        self.closed = False
+
+    def chunks(self):
+        yield from self.reads
+
+    def close(self):
+        self.closed = True
+
+
+def sse(*events) -> bytes:
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+
+
+def answer_of(*reads: bytes) -> tuple[Answer, Reads]:
+    upstream = Reads(*reads)
+    return Answer(upstream, ThinkingPresenter("reasoning"), "prod-fe-1.0.94"), upstream
+
+
+def test_events_that_arrive_together_leave_as_one_piece():
+    answer, _ = answer_of(sse(*z.SCENARIOS["plain"].events))
+    assert [p for p in answer.pieces() if p != ("", "")] == [("", "Hello, world!")]
+
+
+def test_text_before_an_error_in_the_same_read_is_not_lost():
+    answer, _ = answer_of(sse(*z.SCENARIOS["mid_error"].events))
+    pieces = answer.pieces()
+    assert next(pieces) == ("", "Partial answer")
+    with pytest.raises(UpstreamRejected, match="Internal failure"):
+        next(pieces)
+
+
+def test_a_read_that_shows_nothing_yields_a_tick():
+    answer, _ = answer_of(b": ping\n\n", sse(*z.SCENARIOS["plain"].events))
+    assert list(answer.pieces())[:2] == [("", ""), ("", "Hello, world!")]
+
+
+def test_prime_stops_at_the_first_text_and_close_closes_the_upstream():
+    events = z.SCENARIOS["long"].events
+    answer, upstream = answer_of(b": ping\n\n", sse(events[0]), sse(*events[1:]))
+    answer.prime()
+    answer.close()
+    assert upstream.closed
