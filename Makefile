@@ -1,11 +1,11 @@
-# zto: `make run` starts the service, `make test` runs the whole suite.
+# zto: `make run` starts the service, `make test` runs the whole suite, `make bench` measures it (bench/).
 # Both create .venv and install what they need on first use.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint clean
+.PHONY: run test lint bench clean
 
 run: $(VENV)/.runtime
 	exec $(BIN)/gunicorn -c gunicorn.conf.py
@@ -16,6 +16,11 @@ test: $(VENV)/.dev
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+
+# The benchmark of issue 4 (bench/): the proxy under gunicorn against the fake Z.ai called
+# directly; prints the table, writes bench/results/latest.json. BENCH_ARGS="--quick --only a,c".
+bench: $(VENV)/.runtime
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -15,6 +15,11 @@ In-process::
 As its own process (prints the origin on the first stdout line, serves until killed)::
 
     python tests/fake_zai.py --port 0 --scheme hmac
+
+For benchmarks (``bench/``): ``latency`` (``--latency``) delays the headers of every
+answer, a simulated network round trip; ``GET /_fake/stats`` answers the counters
+(connections opened, streams finished...) as JSON. ``check_completion`` is the
+request verification, shared with the bench's asyncio fake (``bench/fake_async.py``).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ WAF_PAGE = (
     "<h1>Sorry, your request has been blocked.</h1><p>Aliyun WAF</p></body></html>"
 )
 HANG_SECONDS = 30.0
+STATS_PATH = "/_fake/stats"
 _CONNECTION_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
@@ -132,6 +138,56 @@ def _transport(prompt: str) -> dict:
     return options
 
 
+def check_completion(fake: FakeZai, token: str | None, query: dict, headers: dict, raw: bytes,
+                     body, prompt: str | None) -> tuple[int, str] | str | None:
+    """Z.ai's checks of a completion request, in Z.ai's order: token, query, front-end
+    version, signature, body. None when the request passes; ``"stale"`` when the
+    front-end version is too old (Z.ai answers a 426 error event in a 200 stream);
+    else the ``(status, detail)`` to answer. ``headers`` has lower-case keys."""
+    # 1. token
+    if not token or not (token in fake._users or token in fake.accepted_tokens):
+        return 401, "401: Invalid token"
+    # 2. query
+    for name in ("timestamp", "requestId", "user_id", "signature_timestamp", "token"):
+        if not query.get(name):
+            return 400, f"Bad request: missing {name}"
+    if query["signature_timestamp"] != query["timestamp"]:
+        return 400, "Bad request: signature_timestamp != timestamp"
+    if query["token"] != token:
+        return 400, "Bad request: token does not match Authorization"
+    if query["user_id"] != jwt_user_id(token):
+        return 400, "Bad request: user_id does not match token"
+    # 3. front-end version
+    minimum = fe_version(fake.min_fe_version)
+    got = fe_version(headers.get("x-fe-version"))
+    if minimum and (got is None or got < minimum):
+        return "stale"
+    # 4. signature
+    sig = headers.get("x-signature", "")
+    if fake.scheme == "sha256":
+        ok = hmac.compare_digest(sig, sha256_signature(raw))
+    else:
+        signed = body.get("signature_prompt") if isinstance(body, dict) else None
+        ok = (
+            isinstance(signed, str) and signed == prompt and query["timestamp"].isdigit()
+            and hmac.compare_digest(sig, hmac_signature(
+                fake.secret, query["timestamp"], query["requestId"], query["user_id"], signed))
+        )
+    if not ok:
+        return 400, SIGNATURE_DETAIL
+    # 5. body
+    if not isinstance(body, dict):
+        return 400, "Bad request: body is not a JSON object"
+    for name, kind in (("model", str), ("messages", list), ("chat_id", str), ("id", str)):
+        if not isinstance(body.get(name), kind):
+            return 400, f"Bad request: missing {name}"
+    if body.get("stream") is not True:
+        return 400, "Bad request: stream must be true"
+    if prompt is None:
+        return 400, "Bad request: no user message"
+    return None
+
+
 @dataclass
 class RecordedRequest:
     method: str
@@ -192,6 +248,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body, content_type="application/json") -> int:
         data = body.encode() if isinstance(body, str) else json.dumps(body, ensure_ascii=False).encode()
+        if self.fake.latency:
+            self.fake._stopping.wait(self.fake.latency)
         self.send_response(status)
         self.send_header("Content-Type", content_type + "; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -203,6 +261,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str):
         path = urlsplit(self.path).path
+        if method == "GET" and path == STATS_PATH:
+            self._send(200, self.fake.stats())
+            return
         with self.fake._lock:
             self.fake.seen.append((method, path, {k.lower(): v for k, v in self.headers.items()}))
         try:
@@ -257,51 +318,14 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             fake.requests.append(rec)
 
-        def reject(status, detail):
-            rec.outcome, rec.status = "rejected", self._send(status, {"detail": detail})
-
-        # 1. token
-        if not token or not (token in fake._users or token in fake.accepted_tokens):
-            return reject(401, "401: Invalid token")
-        # 2. query
-        for name in ("timestamp", "requestId", "user_id", "signature_timestamp", "token"):
-            if not query.get(name):
-                return reject(400, f"Bad request: missing {name}")
-        if query["signature_timestamp"] != query["timestamp"]:
-            return reject(400, "Bad request: signature_timestamp != timestamp")
-        if query["token"] != token:
-            return reject(400, "Bad request: token does not match Authorization")
-        if query["user_id"] != jwt_user_id(token):
-            return reject(400, "Bad request: user_id does not match token")
-        # 3. front-end version
-        minimum = fe_version(fake.min_fe_version)
-        got = fe_version(self.headers.get("X-FE-Version"))
-        if minimum and (got is None or got < minimum):
+        verdict = check_completion(fake, token, query, rec.headers, raw, body, prompt)
+        if verdict == "stale":
             rec.scenario = "error_426"
             return self._stream(rec, zai_scenarios.SCENARIOS["error_426"].events, {})
-        # 4. signature
-        sig = self.headers.get("X-Signature", "")
-        if fake.scheme == "sha256":
-            ok = hmac.compare_digest(sig, sha256_signature(raw))
-        else:
-            signed = body.get("signature_prompt") if isinstance(body, dict) else None
-            ok = (
-                isinstance(signed, str) and signed == prompt and query["timestamp"].isdigit()
-                and hmac.compare_digest(sig, hmac_signature(
-                    fake.secret, query["timestamp"], query["requestId"], query["user_id"], signed))
-            )
-        if not ok:
-            return reject(400, SIGNATURE_DETAIL)
-        # 5. body
-        if not isinstance(body, dict):
-            return reject(400, "Bad request: body is not a JSON object")
-        for name, kind in (("model", str), ("messages", list), ("chat_id", str), ("id", str)):
-            if not isinstance(body.get(name), kind):
-                return reject(400, f"Bad request: missing {name}")
-        if body.get("stream") is not True:
-            return reject(400, "Bad request: stream must be true")
-        if prompt is None:
-            return reject(400, "Bad request: no user message")
+        if verdict is not None:
+            status, detail = verdict
+            rec.outcome, rec.status = "rejected", self._send(status, {"detail": detail})
+            return
         # 6. injected failure
         with fake._lock:
             failure = fake._failures.pop(0) if fake._failures else None
@@ -355,6 +379,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if opts.get("slow"):
                 fake._stopping.wait(float(opts["slow"]))
+            if fake.latency:
+                fake._stopping.wait(fake.latency)
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream; charset=utf-8")
             self.send_header("Cache-Control", "no-cache")
@@ -402,13 +428,14 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeZai:
     def __init__(self, *, scheme="hmac", secret=DEFAULT_SECRET,
                  landing_version="prod-fe-1.0.94", min_fe_version="prod-fe-1.0.94",
-                 accepted_tokens=(), chunk_delay=0.0, port=0):
+                 accepted_tokens=(), chunk_delay=0.0, latency=0.0, port=0):
         self.scheme = scheme
         self.secret = secret
         self.landing_version = landing_version
         self.min_fe_version = min_fe_version
         self.accepted_tokens = tuple(accepted_tokens)
         self.chunk_delay = chunk_delay
+        self.latency = latency  # seconds before the headers of every answer: a simulated round trip
         self.port = port
         self.landing_status = 200  # anything else: the landing page answers that status, no version
         self.requests: list[RecordedRequest] = []
@@ -473,6 +500,13 @@ class FakeZai:
         with self._lock:
             self._failures.extend([kind] * count)
 
+    def stats(self) -> dict:
+        """The counters ``GET /_fake/stats`` answers."""
+        with self._lock:
+            return {"connections_opened": self.connections_opened, "connections_open": len(self._sockets),
+                    "completions": len(self.requests), "streams_finished": self.streams_finished,
+                    "streams_aborted": self.streams_aborted, "guest_tokens": len(self.guest_tokens)}
+
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
@@ -524,10 +558,12 @@ def main(argv=None) -> None:
     parser.add_argument("--min-fe-version", default="prod-fe-1.0.94")
     parser.add_argument("--accept-token", action="append", default=[])
     parser.add_argument("--chunk-delay", type=float, default=0.0)
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds before the headers of every answer (a simulated round trip)")
     args = parser.parse_args(argv)
     fake = FakeZai(scheme=args.scheme, secret=args.secret, landing_version=args.landing_version or None,
                    min_fe_version=args.min_fe_version or None, accepted_tokens=args.accept_token,
-                   chunk_delay=args.chunk_delay, port=args.port).start()
+                   chunk_delay=args.chunk_delay, latency=args.latency, port=args.port).start()
     print(fake.origin, flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -136,6 +136,19 @@ def _long(count: int = 200) -> Scenario:
     )
 
 
+def _long50() -> Scenario:
+    """The benchmark's slow stream (``bench/``): 50 answer chunks, then ``done`` carrying
+    the usage. 51 events, so at ``transport:delay=0.1`` the last byte leaves 5.0 s after
+    the first."""
+    words = [f"w{i} " for i in range(50)]
+    return Scenario(
+        events=[chunk("answer", delta_content=w) for w in words]
+        + [chunk("done", done=True, delta_content="", usage=dict(USAGE))],
+        content="".join(words),
+        usage=USAGE,
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "plain": _plain(),
     "thinking": _thinking(),
@@ -183,6 +196,7 @@ SCENARIOS: dict[str, Scenario] = {
     "mid_error": _mid_stream_error(),
     "upstream_tools": _upstream_tools(),
     "long": _long(),
+    "long50": _long50(),
 }
 
 

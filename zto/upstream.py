@@ -169,7 +169,7 @@ class ZaiClient:
             "Sec-Fetch-Site": "same-origin",
             "Origin": origin,
         }
-        self._fingerprint = [
+        fingerprint = [
             ("version", "0.0.1"), ("platform", "web"), ("user_agent", settings.user_agent),
             ("language", "zh-CN"), ("languages", "zh-CN,zh"), ("timezone", "Asia/Shanghai"),
             ("cookie_enabled", "true"), ("screen_width", "1920"), ("screen_height", "1080"),
@@ -180,6 +180,7 @@ class ZaiClient:
             ("is_mobile", "false"), ("is_touch", "false"), ("max_touch_points", "0"),
             ("browser_name", "Chrome"), ("os_name", "Windows"),
         ]
+        self._fingerprint_query = urlencode(fingerprint)  # the same for every request: encoded once
 
     # -- small calls -------------------------------------------------------------
 
@@ -214,14 +215,18 @@ class ZaiClient:
         chat_id, message_id, request_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
         user_id = user_id_of(token)
         chat_url = f"{self._origin}/c/{chat_id}"
-        query = [
-            ("timestamp", str(timestamp)), ("requestId", request_id), ("user_id", user_id),
-            ("token", token), ("current_url", chat_url), ("pathname", f"/c/{chat_id}"),
-            *self._fingerprint,
-            ("local_time", datetime.fromtimestamp(now, CHINA_TIME).isoformat(timespec="milliseconds")),
-            ("utc_time", formatdate(now, usegmt=True)),
-            ("signature_timestamp", str(timestamp)),
-        ]
+        query = "&".join((
+            urlencode({
+                "timestamp": timestamp, "requestId": request_id, "user_id": user_id,
+                "token": token, "current_url": chat_url, "pathname": f"/c/{chat_id}",
+            }),
+            self._fingerprint_query,
+            urlencode({
+                "local_time": datetime.fromtimestamp(now, CHINA_TIME).isoformat(timespec="milliseconds"),
+                "utc_time": formatdate(now, usegmt=True),
+                "signature_timestamp": timestamp,
+            }),
+        ))
         body = {
             "stream": True,
             "model": chat.upstream_model,
@@ -260,7 +265,7 @@ class ZaiClient:
             "X-FE-Version": self.fe_version.current(),
             "X-Signature": signature,
         }
-        return f"{self.settings.upstream_url}?{urlencode(query)}", headers, body_bytes
+        return f"{self.settings.upstream_url}?{query}", headers, body_bytes
 
     def open(self, chat: ChatRequest, token: str) -> UpstreamResponse:
         """Send a completion request; return its stream once Z.ai answered 200."""
