@@ -57,3 +57,30 @@ def test_prime_stops_at_the_first_text_and_close_closes_the_upstream():
     answer.prime()
     answer.close()
     assert upstream.closed
+
+
+def test_prime_returns_at_the_first_event_even_without_text():
+    """Hidden reasoning must not hold back the response: headers go out after one event."""
+    def first_event_then_nothing():
+        yield sse(z.SCENARIOS["thinking"].events[0])
+        raise AssertionError("prime read past the first event")
+
+    upstream = Reads()
+    upstream.chunks = first_event_then_nothing
+    Answer(upstream, ThinkingPresenter("hide"), "prod-fe-1.0.94").prime()
+
+
+def test_the_answer_ends_without_reading_past_done():
+    """A Z.ai that keeps the body open after done must not delay the end of the answer."""
+    def hang_after_done():
+        yield sse(*z.SCENARIOS["plain"].events)
+        raise AssertionError("read past done")
+
+    upstream = Reads()
+    upstream.chunks = hang_after_done
+    released = []
+    upstream.release = lambda: released.append(True)
+    answer = Answer(upstream, ThinkingPresenter("reasoning"), "prod-fe-1.0.94")
+    assert "".join(c for _, c in answer.pieces()) == "Hello, world!"
+    answer.close()
+    assert released == [True]  # a finished answer hands its connection back for reuse

@@ -25,7 +25,6 @@ from .upstream import UpstreamResponse, ZaiClient, rejection
 
 log = logging.getLogger(__name__)
 
-DRAIN_LIMIT = 256 * 1024  # bytes read past ``done`` so the connection can be reused
 KEEPALIVE = b": keepalive\n\n"
 
 
@@ -52,10 +51,15 @@ class Answer:
         return self._assembler.usage
 
     def prime(self) -> None:
-        """Read until the first text, raising the error Z.ai sent instead."""
+        """Read until Z.ai has started writing the message, raising the error it sent
+        instead, so that refusals and empty answers become HTTP errors.
+
+        It stops at the first text Z.ai writes even if that shows nothing yet: waiting
+        for visible text would hold back the headers through a long hidden reasoning.
+        """
         for piece in self._reader:
             self._ahead.append(piece)
-            if piece[0] or piece[1]:
+            if self._assembler.started:
                 return
 
     def pieces(self) -> Iterator[tuple[str, str]]:
@@ -65,7 +69,10 @@ class Answer:
 
     def close(self) -> None:
         self._reader.close()
-        self._upstream.close()
+        if self._assembler.done and self._assembler.error is None:
+            self._upstream.release()
+        else:
+            self._upstream.close()
         release, self._release = self._release, None
         if release is not None:
             release()
@@ -87,9 +94,11 @@ class Answer:
                     break
             if reasoning or answer:
                 self._shown = True
-            yield reasoning, answer  # empty: a tick, Z.ai sent something that shows nothing yet
+                yield reasoning, answer
             if assembler.error is not None:
                 raise self._failure()
+            if not (reasoning or answer):
+                yield "", ""  # a tick: Z.ai sent something that shows nothing yet
             if assembler.done:
                 break
         else:
@@ -100,7 +109,6 @@ class Answer:
             if assembler.error is not None:
                 raise self._failure()
         yield from self._finish()
-        self._drain(chunks)
 
     def _finish(self) -> Iterator[tuple[str, str]]:
         for piece in (self._presenter.present(*self._assembler.finish()), self._presenter.close()):
@@ -117,14 +125,6 @@ class Answer:
         if failure.code == 426 or "outdated" in failure.message.lower():
             log.warning("Z.ai says front-end version %s is outdated", self._fe_version)
         return rejection(failure.code, failure.message, self._fe_version)
-
-    @staticmethod
-    def _drain(chunks: Iterator[bytes]) -> None:
-        read = 0
-        for data in chunks:
-            read += len(data)
-            if read > DRAIN_LIMIT:
-                return
 
 
 def start_answer(client: ZaiClient, chat: ChatRequest, thinking_mode: str, metrics: Metrics = NO_METRICS) -> Answer:

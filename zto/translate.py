@@ -150,6 +150,11 @@ class AnswerAssembler:
         return self._render(final=False)
 
     @property
+    def started(self) -> bool:
+        """Z.ai has written some of the message, shown yet or not (reasoning, markup)."""
+        return bool(self._raw or self._appended)
+
+    @property
     def raw(self) -> str:
         """The message's raw text, as the browser holds it."""
         if self._appended:

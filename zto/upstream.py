@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 GUEST_TOKEN_PATH = "/api/v1/auths/"
 READ_SIZE = 65536
+DRAIN_LIMIT = 256 * 1024  # bytes read past the answer's end to keep the connection
+DRAIN_TIMEOUT_S = 0.05
 CHINA_TIME = timezone(timedelta(hours=8))
 
 
@@ -123,23 +125,48 @@ def _translate_exception(exc: Exception) -> UpstreamError:
 
 
 class UpstreamResponse:
-    """An open Z.ai answer stream. Iterate ``chunks()``; always ``close()``."""
+    """An open Z.ai answer stream. Iterate ``chunks()``; end with ``release()`` after a
+    complete answer (the connection may be reused) or ``close()`` (it is dropped)."""
 
     def __init__(self, response: requests.Response) -> None:
         self._response = response
+        # One iterator for the whole body: abandoning urllib3's chunk reader halfway
+        # closes the connection, so release() must go on with the same one.
+        self._chunks = self._read()
 
     def chunks(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def _read(self) -> Iterator[bytes]:
         raw = self._response.raw
         try:
             if raw.chunked and raw.supports_chunked_reads():
                 yield from raw.read_chunked(decode_content=True)
             else:
-                while data := raw.read1(READ_SIZE):
+                while data := raw.read1(READ_SIZE, decode_content=True):
                     yield data
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _translate_exception(exc) from exc
 
+    def release(self) -> None:
+        """Read what is left of the body, if it comes at once, so that the connection
+        goes back to the pool; anything slower than ``DRAIN_TIMEOUT_S`` drops it."""
+        sock = getattr(self._response.raw.connection, "sock", None)
+        try:
+            if sock is not None:
+                sock.settimeout(DRAIN_TIMEOUT_S)  # urllib3 sets it again for the next request
+            read = 0
+            for data in self._chunks:
+                read += len(data)
+                if read > DRAIN_LIMIT:
+                    break
+        except (UpstreamError, OSError):
+            pass
+        finally:
+            self.close()
+
     def close(self) -> None:
+        self._chunks.close()
         self._response.close()
 
 
