@@ -176,8 +176,49 @@ def test_prompt_is_the_last_user_message():
     assert chat.prompt == "two"
 
 
-def test_no_user_message_gives_an_empty_prompt():
-    assert parse({"messages": [{"role": "system", "content": "s"}]}).prompt == ""
+def test_no_user_message_is_rejected():
+    """Z.ai signs the last user message: without one there is nothing to ask."""
+    error = rejected({"messages": [{"role": "system", "content": "s"}]})
+    assert error.param == "messages" and "user message" in error.message
+
+
+def test_absurdly_deep_nesting_is_a_400_not_a_crash():
+    rejected(raw=b'{"messages": ' + b"[" * 100000 + b"]" * 100000 + b"}")
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"messages": [{"role": "user", "content": "bad \ud800 text"}]}, "messages"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "\udfff"}]}]}, "messages"),
+    ({"model": "GLM\ud800", "messages": [{"role": "user", "content": "hi"}]}, "model"),
+])
+def test_unpaired_surrogates_are_rejected(body, param):
+    raw = json.dumps(body).replace("\\\\u", "\\u").encode()  # keep the escape a JSON escape
+    assert b"\\ud" in raw or b"\\udf" in raw
+    assert rejected(raw=raw).param == param
+
+
+def test_paired_surrogate_escapes_are_fine():
+    """The openai package sends emoji as escaped surrogate pairs (ensure_ascii)."""
+    chat = parse({"messages": [{"role": "user", "content": "hi 🙂"}]})
+    assert chat.prompt == "hi 🙂"
+
+
+@pytest.mark.parametrize("content", ["", []])
+@pytest.mark.parametrize("role", ["user", "system"])
+def test_empty_content_is_no_content(role, content):
+    assert "no content" in rejected({"messages": [{"role": role, "content": content}, *HI]}).message
+
+
+@pytest.mark.parametrize("part", [{"type": "image_url"}, {"type": "image_url", "image_url": {}},
+                                  {"type": "image_url", "image_url": {"url": 3}}])
+def test_image_part_needs_a_url(part):
+    rejected({"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}, part]}]})
+
+
+def test_image_parts_pass_through():
+    part = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    chat = parse({"model": "GLM-4.6", "messages": [{"role": "user", "content": [part, {"type": "text", "text": "what?"}]}]})
+    assert chat.messages[-1]["content"][0] == part and chat.prompt == "what?"
 
 
 def test_developer_becomes_system():

@@ -56,10 +56,19 @@ def _number(body: dict, name: str, low: float, high: float) -> float | None:
     return value
 
 
+def _checked(text: str, where: str, param: str = "messages") -> str:
+    """``text``, if it can be sent: JSON escapes can smuggle in unpaired surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(f"{where} contains an unpaired UTF-16 surrogate.", param) from None
+    return text
+
+
 def _text_of(content, where: str) -> str:
     """The text of a message content: a string, or the text parts of a content array."""
     if isinstance(content, str):
-        return content
+        return _checked(content, f"{where}.content")
     if not isinstance(content, list):
         raise _fail(f"{where}.content must be a string or an array of content parts.", "messages")
     texts = []
@@ -70,7 +79,13 @@ def _text_of(content, where: str) -> str:
         if part["type"] == "text":
             if not isinstance(part.get("text"), str):
                 raise _fail(f"{where}.content[{i}].text must be a string.", "messages")
-            texts.append(part["text"])
+            texts.append(_checked(part["text"], f"{where}.content[{i}].text"))
+        else:
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str) or not url:
+                raise _fail(f"{where}.content[{i}].image_url must have a 'url'.", "messages")
+            _checked(url, f"{where}.content[{i}].image_url")
     return PROMPT_PART_SEPARATOR.join(texts)
 
 
@@ -99,7 +114,7 @@ def _upstream_message(message, index: int) -> dict:
     if role not in ROLES:
         raise _fail(f"{where}.role must be one of: {', '.join(ROLES)}.", "messages")
     content = message.get("content")
-    if role in ("system", "developer", "user", "tool", "function") and content is None:
+    if role in ("system", "developer", "user", "tool", "function") and content in (None, "", []):
         raise _fail(f"{where} ({role}) has no content.", "messages")
     if content is not None:
         _text_of(content, where)  # validates arrays
@@ -135,7 +150,7 @@ def parse_chat_request(raw: bytes, *, models: dict[str, str], default_model: str
                        default_stream: bool, default_thinking: bool) -> ChatRequest:
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise _fail("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise _fail("The request body must be a JSON object.")
@@ -143,6 +158,7 @@ def parse_chat_request(raw: bytes, *, models: dict[str, str], default_model: str
     model = body.get("model", default_model)
     if not isinstance(model, str) or not model.strip():
         raise _fail("'model' must be a non-empty string.", "model")
+    _checked(model, "'model'", "model")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _fail("'messages' must be a non-empty array of messages.", "messages")
@@ -170,7 +186,9 @@ def parse_chat_request(raw: bytes, *, models: dict[str, str], default_model: str
     enable_thinking = _optional_bool(body, "enable_thinking", default_thinking) or thinking_by_name
     # Signed as Z.ai sees it: tool results are sent as user messages too.
     user_messages = [m for m in upstream_messages if m["role"] == "user"]
-    prompt = _text_of(user_messages[-1]["content"], "messages") if user_messages else ""
+    if not user_messages:
+        raise _fail("'messages' must include at least one user message.", "messages")
+    prompt = _text_of(user_messages[-1]["content"], "messages")
     return ChatRequest(
         model=model,
         upstream_model=upstream_model,
