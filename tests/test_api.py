@@ -712,3 +712,25 @@ def wait_for(condition, timeout: float = 10.0) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+# ---- the session's network settings ------------------------------------------------------
+
+def test_system_proxy_variables_are_ignored(client, monkeypatch):
+    """trust_env is off: a proxy in the environment must not capture Z.ai traffic."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    assert ask(client).status_code == 200
+
+
+def test_upstream_proxy_carries_the_traffic(client_with, fake):
+    """UPSTREAM_PROXY is used: pointed at a closed port, Z.ai cannot be reached through it."""
+    client = client_with(upstream_proxy="http://127.0.0.1:9")
+    error_of(ask(client), 502, "UPSTREAM_PROXY")
+    assert fake.requests == []
+
+
+def test_an_upstream_url_with_a_query_keeps_it(client_with, fake):
+    client = client_with(upstream_url=fake.completions_url + "?region=eu")
+    assert ask(client).status_code == 200
+    assert fake.requests[-1].query["region"] == "eu" and "timestamp" in fake.requests[-1].query

@@ -23,6 +23,9 @@ class Reads:
     def close(self):
         self.closed = True
 
+    def release(self):
+        self.close()
+
 
 def sse(*events) -> bytes:
     return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
@@ -84,3 +87,16 @@ def test_the_answer_ends_without_reading_past_done():
     assert "".join(c for _, c in answer.pieces()) == "Hello, world!"
     answer.close()
     assert released == [True]  # a finished answer hands its connection back for reuse
+
+
+def test_output_that_shows_nothing_gets_keepalive_comments():
+    from zto.completions import KEEPALIVE, sse_stream
+    from zto.openai_format import ChunkEncoder
+    from zto.stats import PendingRequest
+
+    hidden = [z.chunk("thinking", delta_content=t) for t in (z.OPENER, "a", "b", "c")]
+    upstream = Reads(*(sse(e) for e in hidden), sse(*z.SCENARIOS["plain"].events))
+    answer = Answer(upstream, ThinkingPresenter("hide"), "prod-fe-1.0.94")
+    record = PendingRequest("POST", "/v1/chat/completions", "127.0.0.1", "test")
+    body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), include_usage=False, keepalive_s=0.0, record=record))
+    assert body.count(KEEPALIVE) >= 3 and body[-1] == b"data: [DONE]\n\n"

@@ -192,7 +192,8 @@ class Settings:
         "MAX_REQUEST_BYTES", str(8 * 1024 * 1024), _positive_int, "largest request body accepted (413 above)")
     keepalive_s: float = _setting(
         "STREAM_KEEPALIVE_S", "10", _seconds,
-        "send an SSE comment when a stream has shown nothing for this long (keeps proxies open, notices gone clients)")
+        "send an SSE comment when Z.ai's output has shown nothing for this long (hidden reasoning, tool calls):"
+        " keeps reverse proxies open and notices clients that left")
     trusted_proxies: int = _setting(
         "TRUSTED_PROXIES", "0", _count,
         "how many reverse proxies (nginx...) stand in front: their X-Forwarded-For gives the client IP")

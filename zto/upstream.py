@@ -177,6 +177,7 @@ class ZaiClient:
         origin = settings.upstream_origin
         self._origin = origin
         self._timeout = (settings.connect_timeout_s, settings.read_timeout_s)
+        self._url_prefix = settings.upstream_url + ("&" if "?" in settings.upstream_url else "?")
         self.tokens: TokenSource = (
             StaticTokens(settings.zai_tokens) if settings.zai_tokens else GuestTokens(self.fetch_guest_token)
         )
@@ -292,7 +293,7 @@ class ZaiClient:
             "X-FE-Version": self.fe_version.current(),
             "X-Signature": signature,
         }
-        return f"{self.settings.upstream_url}?{query}", headers, body_bytes
+        return self._url_prefix + query, headers, body_bytes
 
     def open(self, chat: ChatRequest, token: str) -> UpstreamResponse:
         """Send a completion request; return its stream once Z.ai answered 200."""
