@@ -734,3 +734,11 @@ def test_an_upstream_url_with_a_query_keeps_it(client_with, fake):
     client = client_with(upstream_url=fake.completions_url + "?region=eu")
     assert ask(client).status_code == 200
     assert fake.requests[-1].query["region"] == "eu" and "timestamp" in fake.requests[-1].query
+
+
+def test_the_fingerprint_agrees_with_the_identity_settings(client_with, fake):
+    client = client_with(accept_language="en-US,en;q=0.9", sec_ch_ua_platform='"macOS"')
+    assert ask(client).status_code == 200
+    query, headers = fake.requests[-1].query, fake.requests[-1].headers
+    assert headers["accept-language"] == "en-US,en;q=0.9" and headers["sec-ch-ua-platform"] == '"macOS"'
+    assert (query["language"], query["languages"], query["os_name"]) == ("en-US", "en-US,en", "macOS")

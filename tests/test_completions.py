@@ -13,6 +13,8 @@ from zto.openai_format import ThinkingPresenter
 class Reads:
     """Stands in for UpstreamResponse: the body arrives as these network reads."""
 
+    fe_version = "prod-fe-1.0.94"
+
     def __init__(self, *reads: bytes):
         self.reads = reads
         self.closed = False
@@ -33,7 +35,7 @@ def sse(*events) -> bytes:
 
 def answer_of(*reads: bytes) -> tuple[Answer, Reads]:
     upstream = Reads(*reads)
-    return Answer(upstream, ThinkingPresenter("reasoning"), "prod-fe-1.0.94"), upstream
+    return Answer(upstream, ThinkingPresenter("reasoning")), upstream
 
 
 def test_events_that_arrive_together_leave_as_one_piece():
@@ -70,7 +72,7 @@ def test_prime_returns_at_the_first_event_even_without_text():
 
     upstream = Reads()
     upstream.chunks = first_event_then_nothing
-    Answer(upstream, ThinkingPresenter("hide"), "prod-fe-1.0.94").prime()
+    Answer(upstream, ThinkingPresenter("hide")).prime()
 
 
 def test_the_answer_ends_without_reading_past_done():
@@ -83,7 +85,7 @@ def test_the_answer_ends_without_reading_past_done():
     upstream.chunks = hang_after_done
     released = []
     upstream.release = lambda: released.append(True)
-    answer = Answer(upstream, ThinkingPresenter("reasoning"), "prod-fe-1.0.94")
+    answer = Answer(upstream, ThinkingPresenter("reasoning"))
     assert "".join(c for _, c in answer.pieces()) == "Hello, world!"
     answer.close()
     assert released == [True]  # a finished answer hands its connection back for reuse
@@ -96,7 +98,7 @@ def test_output_that_shows_nothing_gets_keepalive_comments():
 
     hidden = [z.chunk("thinking", delta_content=t) for t in (z.OPENER, "a", "b", "c")]
     upstream = Reads(*(sse(e) for e in hidden), sse(*z.SCENARIOS["plain"].events))
-    answer = Answer(upstream, ThinkingPresenter("hide"), "prod-fe-1.0.94")
+    answer = Answer(upstream, ThinkingPresenter("hide"))
     record = PendingRequest("POST", "/v1/chat/completions", "127.0.0.1", "test")
     body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), include_usage=False, keepalive_s=0.0, record=record))
     assert body.count(KEEPALIVE) >= 3 and body[-1] == b"data: [DONE]\n\n"

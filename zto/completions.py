@@ -35,12 +35,11 @@ class Answer:
     shows nothing yet). Upstream failures surface as ``UpstreamError``.
     """
 
-    def __init__(self, upstream: UpstreamResponse, presenter: ThinkingPresenter, fe_version: str,
+    def __init__(self, upstream: UpstreamResponse, presenter: ThinkingPresenter,
                  release: Callable[[], None] | None = None) -> None:
         self._upstream = upstream
         self._release = release  # called once on close: the token is no longer in use
         self._presenter = presenter
-        self._fe_version = fe_version
         self._assembler = AnswerAssembler()
         self._reader = self._read()
         self._ahead: list[tuple[str, str]] = []
@@ -123,8 +122,8 @@ class Answer:
     def _failure(self) -> UpstreamRejected:
         failure = self._assembler.error
         if failure.code == 426 or "outdated" in failure.message.lower():
-            log.warning("Z.ai says front-end version %s is outdated", self._fe_version)
-        return rejection(failure.code, failure.message, self._fe_version)
+            log.warning("Z.ai says front-end version %s is outdated", self._upstream.fe_version)
+        return rejection(failure.code, failure.message, self._upstream.fe_version)
 
 
 def start_answer(client: ZaiClient, chat: ChatRequest, thinking_mode: str, metrics: Metrics = NO_METRICS) -> Answer:
@@ -138,9 +137,8 @@ def start_answer(client: ZaiClient, chat: ChatRequest, thinking_mode: str, metri
     for attempt in range(2):
         answer = None
         try:
-            fe_version = client.fe_version.current()
             upstream = client.open(chat, token)
-            answer = Answer(upstream, ThinkingPresenter(thinking_mode), fe_version, metrics.upstream_opened(token_kind))
+            answer = Answer(upstream, ThinkingPresenter(thinking_mode), metrics.upstream_opened(token_kind))
             answer.prime()
             return answer
         except UpstreamRejected as error:

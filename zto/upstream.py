@@ -128,8 +128,9 @@ class UpstreamResponse:
     """An open Z.ai answer stream. Iterate ``chunks()``; end with ``release()`` after a
     complete answer (the connection may be reused) or ``close()`` (it is dropped)."""
 
-    def __init__(self, response: requests.Response) -> None:
+    def __init__(self, response: requests.Response, fe_version: str) -> None:
         self._response = response
+        self.fe_version = fe_version  # the X-FE-Version it was asked with, for error messages
         # One iterator for the whole body: abandoning urllib3's chunk reader halfway
         # closes the connection, so release() must go on with the same one.
         self._chunks = self._read()
@@ -197,16 +198,20 @@ class ZaiClient:
             "Sec-Fetch-Site": "same-origin",
             "Origin": origin,
         }
+        # The fingerprint agrees with the identity headers: navigator.language(s) from
+        # Accept-Language, the OS from sec-ch-ua-platform.
+        languages = ",".join(tag.split(";")[0].strip() for tag in settings.accept_language.split(","))
+        language = languages.split(",")[0]
         fingerprint = [
             ("version", "0.0.1"), ("platform", "web"), ("user_agent", settings.user_agent),
-            ("language", "zh-CN"), ("languages", "zh-CN,zh"), ("timezone", "Asia/Shanghai"),
+            ("language", language), ("languages", languages), ("timezone", "Asia/Shanghai"),
             ("cookie_enabled", "true"), ("screen_width", "1920"), ("screen_height", "1080"),
             ("screen_resolution", "1920x1080"), ("viewport_height", "945"), ("viewport_width", "1920"),
             ("viewport_size", "1920x945"), ("color_depth", "24"), ("pixel_ratio", "1"),
             ("host", host), ("hostname", host.split(":")[0]), ("protocol", urlsplit(origin).scheme + ":"),
             ("title", "Z.ai Chat - Free AI powered by GLM-4.6 & GLM-4.5"), ("timezone_offset", "-480"),
             ("is_mobile", "false"), ("is_touch", "false"), ("max_touch_points", "0"),
-            ("browser_name", "Chrome"), ("os_name", "Windows"),
+            ("browser_name", "Chrome"), ("os_name", settings.sec_ch_ua_platform.strip('"')),
         ]
         self._fingerprint_query = urlencode(fingerprint)  # the same for every request: encoded once
 
@@ -310,7 +315,5 @@ class ZaiClient:
                 error = _translate_exception(exc)
             finally:
                 response.close()
-            if error.code == "upstream_version_rejected":
-                self.fe_version.invalidate()
             raise error
-        return UpstreamResponse(response)
+        return UpstreamResponse(response, headers["X-FE-Version"])
