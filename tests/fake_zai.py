@@ -207,6 +207,7 @@ class RecordedRequest:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # listen backlog: the default 5 drops connections under a burst
     fake: FakeZai
 
     def handle_error(self, request, client_address):
