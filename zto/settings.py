@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 
 THINKING_MODES = ("reasoning", "think", "strip", "hide")
 SIGNATURE_SCHEMES = ("hmac", "sha256")
+WORKER_CLASSES = ("gevent", "gthread")
 
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -202,7 +203,18 @@ class Settings:
         "key that /dashboard and /metrics require (login form or Authorization: Bearer); empty = public")
     metrics_enabled: bool = _setting("METRICS_ENABLED", "true", _bool, "serve Prometheus metrics at /metrics")
     workers: int = _setting("WEB_CONCURRENCY", "1", _positive_int, "gunicorn worker processes")
-    threads: int = _setting("THREADS", "256", _positive_int, "threads per worker: one open stream holds one thread")
+    worker_class: str = _setting(
+        "WORKER_CLASS", "gevent", _choice(WORKER_CLASSES),
+        "gunicorn worker: gevent (one event loop carries every stream; measured best) or gthread (a thread per stream)")
+    worker_connections: int = _setting(
+        "WORKER_CONNECTIONS", "2000", _positive_int, "gevent: the most clients one worker serves at once")
+    threads: int = _setting(
+        "THREADS", "256", _positive_int, "gthread: threads per worker; one open stream holds one thread")
+
+    @property
+    def concurrency(self) -> int:
+        """How many requests one worker runs at once (and so the upstream pool's size)."""
+        return self.worker_connections if self.worker_class == "gevent" else self.threads
 
     @property
     def upstream_origin(self) -> str:

@@ -53,7 +53,7 @@ def build_session(settings: Settings) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     session.cookies.set_policy(_NoCookies())
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(settings.threads, 10), max_retries=0)
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(settings.concurrency, 10), max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     if settings.upstream_proxy:
