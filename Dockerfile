@@ -18,6 +18,6 @@ COPY --chown=zto:zto wsgi.py gunicorn.conf.py ./
 USER zto
 EXPOSE 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"9090\")}/v1/models', timeout=4)"
+    CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"9090\")}/healthz', timeout=4)"
 
 CMD ["gunicorn", "-c", "gunicorn.conf.py"]

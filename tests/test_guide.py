@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -131,7 +132,7 @@ def test_the_document_is_well_formed(client):
     refs = set(re.findall(r'"\$ref": "#/components/schemas/(\w+)"', json.dumps(doc)))
     assert refs and refs <= set(doc["components"]["schemas"])
     assert {"/v1/models", "/v1/models/{model_id}", "/v1/chat/completions", "/dashboard/stats",
-            "/dashboard/requests", "/metrics"} <= set(doc["paths"])
+            "/dashboard/requests", "/metrics", "/healthz"} <= set(doc["paths"])
     request_fields = doc["components"]["schemas"]["ChatCompletionRequest"]["properties"]
     assert {"enable_thinking", "stream_options", "stream", "model", "messages"} <= set(request_fields)
     for status in ("400", "401", "413", "429", "502", "504"):
@@ -188,3 +189,19 @@ def test_dashboard_json_matches_the_document(client, auth):
     assert len(recent) == 2
     for record in recent:
         validate(client, "RequestRecord", record)
+    assert "ok" in document(client)["components"]["schemas"]["RequestRecord"]["required"]
+
+
+def test_healthz_matches_the_document(make_settings):
+    client = create_app(make_settings(dashboard_enabled=False, metrics_enabled=False)).test_client()
+    doc = document(client)
+    assert "/healthz" in doc["paths"] and doc["paths"]["/healthz"]["get"]["security"] == []
+    validate(client, "Health", client.get("/healthz").get_json())
+    assert "/healthz" in client.get("/docs").get_data(as_text=True)
+
+
+def test_the_modules_cite_tests_that_exist():
+    root = Path(__file__).resolve().parent.parent
+    cited = {name for source in (root / "zto").glob("*.py")
+             for name in re.findall(r"tests/[\w/]+\.py", source.read_text())}
+    assert cited and all((root / name).is_file() for name in cited), cited

@@ -7,13 +7,19 @@ The browser's view of the same pages is in ``test_browser.py``.
 from __future__ import annotations
 
 import logging
+import math
+import random
+import time
+from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import API_KEY
-from zto import create_app
+from zto import UNTRACKED_BLUEPRINTS, create_app, dashboard, guide, health, page_auth
 from zto.page_auth import COOKIE
+from zto.stats import PendingRequest, Stats, p95
 
 USER = [{"role": "user", "content": "hi"}]
 HOSTILE_AGENT = '<img src=x onerror="document.title=\'pwned\'">'
@@ -171,11 +177,44 @@ def test_a_forged_cookie_is_refused(client_with):
     assert client.get("/dashboard/stats").status_code == 401
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:x"])
+# Each as it stands, percent-encoded, in the query string of a link an attacker sends.
+HOSTILE_NEXT = [
+    "https://evil.example/", "//evil.example/", "/%5Cevil.example", "%5C%5Cevil.example", "javascript:x",
+    "/%09/evil.example", "/%0d%0aSet-Cookie:%20x=1", "/%0a/evil.example", "/%20/evil.example",
+    "/%2F%2Fevil.example", "///evil.example", "/dashboard%5C..%5C..%5Cevil.example",
+    "/dashboard/../..//evil.example", "/dashboard%00", "/%E3%80%80/evil.example", "http:/evil.example",
+    "/dashboardevil", "/v1/models", "evil.example", "",
+]
+
+
+@pytest.mark.parametrize("target", HOSTILE_NEXT)
 def test_login_only_returns_to_local_pages(client_with, target):
     client = client_with(dashboard_key=DASHBOARD_KEY)
-    response = client.post("/dashboard/login", data={"key": DASHBOARD_KEY, "next": target})
+    response = client.post("/dashboard/login", data={"key": DASHBOARD_KEY, "next": unquote(target)})
     assert response.status_code == 303 and response.headers["Location"] == "/dashboard"
+    form = client.get(f"/dashboard/login?next={target}")
+    assert form.status_code == 200
+    assert 'name="next" value="/dashboard"' in form.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("target", HOSTILE_NEXT)
+def test_without_a_key_login_does_not_redirect_away(client, target):
+    response = client.get(f"/dashboard/login?next={target}")
+    assert response.status_code == 302 and response.headers["Location"] == "/dashboard"
+
+
+@pytest.mark.parametrize("target", ["/dashboard", "/dashboard?refresh=1", "/dashboard/stats", "/metrics"])
+def test_login_returns_to_the_operator_pages(client_with, target):
+    client = client_with(dashboard_key=DASHBOARD_KEY)
+    response = client.post("/dashboard/login", data={"key": DASHBOARD_KEY, "next": target})
+    assert response.status_code == 303 and response.headers["Location"] == target
+
+
+@pytest.mark.parametrize("target", [None, "", "/dashboard", "/metrics?x=1", "//evil", "/\\evil", "/\tx",
+                                    "/dashboard\r\nX: y", "https://evil", "/dashboard/../v1", "/dashboard/%2e%2e/v1"])
+def test_safe_next_rules(target):
+    expected = target if target in ("/dashboard", "/metrics?x=1") else "/dashboard"
+    assert page_auth.safe_next(target) == expected
 
 
 def test_without_a_key_login_just_goes_to_the_dashboard(client):
@@ -283,3 +322,93 @@ def test_every_app_has_its_own_registry(client_with):
     first.get("/v1/models")
     assert samples(first)["zto_http_requests_total{method=GET,path=/v1/models,status=200}"] == 1
     assert "zto_http_requests_total{method=GET,path=/v1/models,status=200}" not in samples(second)
+
+
+# ---- page headers -------------------------------------------------------------------------
+
+def test_the_page_headers_have_one_implementation(app):
+    for bp in (dashboard.bp, guide.bp):
+        assert app.after_request_funcs[bp.name] == [page_auth.add_page_headers], bp.name
+    assert not hasattr(dashboard, "page_headers") and not hasattr(guide, "page_headers")
+
+
+# ---- p95 -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ([], 0.0),
+    ([7.5], 7.5),
+    (list(range(1, 21)), 19),  # ceil(0.95 * 20) = 19th of 20
+    (list(range(1, 101)), 95),  # ceil(0.95 * 100) = 95th of 100
+    (list(range(1, 22)), 20),  # ceil(19.95) = 20th of 21
+    ([5, 1, 4, 2, 3], 5),  # ceil(4.75) = 5th: order does not matter
+])
+def test_p95_is_the_nearest_rank(values, expected):
+    shuffled = random.Random(len(values)).sample(values, len(values))
+    assert p95(shuffled) == expected
+
+
+def test_p95_nearest_rank_matches_its_definition():
+    for n in range(1, 201):
+        values = list(range(1, n + 1))
+        assert p95(values) == values[math.ceil(0.95 * n) - 1], n
+
+
+def test_the_snapshot_p95_is_the_nearest_rank():
+    stats = Stats()
+    for seconds in range(1, 21):  # 1000 ms, 2000 ms, ... 20000 ms
+        stats.begin()
+        stats.finish(PendingRequest("GET", "/v1/models", "127.0.0.1", "t",
+                                    started=time.perf_counter() - seconds), 200)
+    assert 19000 <= stats.snapshot()["p95_response_ms"] < 19500  # the 19th of 20, not the slowest
+
+
+# ---- /healthz --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides", [{}, {"dashboard_enabled": False, "metrics_enabled": False},
+                                       {"dashboard_key": DASHBOARD_KEY}])
+def test_healthz_answers_and_is_not_traffic(client_with, overrides):
+    client = client_with(**overrides)
+    for _ in range(3):
+        response = client.get("/healthz")
+        assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+        assert response.headers["Cache-Control"] == "no-store"
+    assert client.head("/healthz").status_code == 200
+    assert health.bp.name in UNTRACKED_BLUEPRINTS
+    if overrides.get("dashboard_enabled", True):
+        headers = {"Authorization": f"Bearer {DASHBOARD_KEY}"}
+        assert client.get("/dashboard/stats", headers=headers).get_json()["total_requests"] == 0
+        assert client.get("/dashboard/requests", headers=headers).get_json() == []
+        assert not any("/healthz" in name for name in samples(client, headers))
+
+
+def test_the_docker_healthcheck_uses_healthz():
+    dockerfile = (Path(__file__).resolve().parent.parent / "Dockerfile").read_text()
+    healthcheck = dockerfile[dockerfile.index("HEALTHCHECK"):].split("\nCMD", 1)[0]
+    assert "/healthz" in healthcheck and "/v1/" not in healthcheck
+
+
+# ---- the ok rule ---------------------------------------------------------------------------
+
+def test_each_recent_request_says_whether_it_succeeded(client, auth):
+    client.get("/v1/models")
+    ask(client, headers={"Authorization": "Bearer wrong"})
+    ask(client, "scenario:mid_error", stream=True)  # 200, then an error in the stream
+    response = client.post("/v1/chat/completions", headers=auth, buffered=False,
+                           json={"messages": [{"role": "user", "content": "scenario:long transport:delay=0.05"}],
+                                 "stream": True})
+    chunks = iter(response.response)
+    next(chunks), next(chunks)
+    response.close()  # the client walks away: not a failure
+    recent = client.get("/dashboard/requests").get_json()
+    assert [(r["status"], r["error"], r["ok"]) for r in recent] == [
+        (200, "client_disconnected", True), (200, recent[1]["error"], False),
+        (401, None, False), (200, None, True)]  # a 401 fails by its status alone
+    assert recent[1]["error"] is not None
+    stats = client.get("/dashboard/stats").get_json()
+    assert stats["successful_requests"] == sum(r["ok"] for r in recent)
+
+
+def test_the_page_takes_the_ok_rule_from_the_json(client):
+    script = client.get("/static/dashboard.js").get_data(as_text=True)
+    assert "r.ok" in script
+    assert "client_disconnected" not in script and "< 400" not in script

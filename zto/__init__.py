@@ -14,7 +14,7 @@ from flask import Flask, g, request
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, dashboard, guide, page_auth
+from . import api, dashboard, guide, health, page_auth
 from .context import Resources
 from .errors import register_error_handlers
 from .metrics import Metrics
@@ -34,8 +34,8 @@ def configure_logging(debug: bool) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
-# The pages are not traffic: the dashboard must not count its own polling.
-UNTRACKED_BLUEPRINTS = frozenset({dashboard.bp.name, guide.bp.name, metrics_bp.name})
+# The pages are not traffic: the dashboard must not count its own polling, nor Docker's health checks.
+UNTRACKED_BLUEPRINTS = frozenset({dashboard.bp.name, guide.bp.name, metrics_bp.name, health.bp.name})
 
 
 def _track_requests(app: Flask, stats: Stats, metrics: Metrics) -> None:
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _track_requests(app, stats, metrics)
     app.register_blueprint(api.bp)
     app.register_blueprint(guide.bp)
+    app.register_blueprint(health.bp)
     if settings.dashboard_enabled:
         app.register_blueprint(dashboard.bp)
     if settings.metrics_enabled:

@@ -28,10 +28,7 @@ STATS_FIELDS = ("total_requests", "successful_requests", "failed_requests", "ave
                 "p95_response_ms", "in_flight", "uptime_s", "last_request_at")
 NO_STORE = {"Cache-Control": "no-store"}
 
-
-@bp.after_request
-def page_headers(response):
-    return page_auth.add_page_headers(response)
+bp.after_request(page_auth.add_page_headers)
 
 
 @bp.get("")

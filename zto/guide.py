@@ -24,10 +24,7 @@ bp = Blueprint("guide", __name__)
 PLACEHOLDER_KEY = "sk-your-key"
 SAMPLE_USAGE = {"prompt_tokens": 9, "completion_tokens": 12, "total_tokens": 21}
 
-
-@bp.after_request
-def page_headers(response):
-    return page_auth.add_page_headers(response)
+bp.after_request(page_auth.add_page_headers)
 
 
 def server_url() -> str:

@@ -1,9 +1,9 @@
 """The OpenAPI 3.1 description of zto's HTTP API, served at ``/openapi.json``.
 
 Built per request from the settings, so it names this server's URL and models. The
-schemas are JSON Schema 2020-12 (OpenAPI 3.1's dialect); ``tests/test_openapi.py``
-validates real answers (models, completions, stream chunks, errors, dashboard JSON)
-against them, which keeps this document honest. Pure code.
+schemas are JSON Schema 2020-12 (OpenAPI 3.1's dialect); ``tests/test_guide.py``
+validates real answers (models, completions, stream chunks, errors, dashboard JSON,
+/healthz) against them, which keeps this document honest. Pure code.
 """
 
 from __future__ import annotations
@@ -137,9 +137,12 @@ def schemas(settings: Settings) -> dict:
                 "method": STRING, "path": STRING, "status": INTEGER, "duration_ms": {"type": "number"},
                 "client_ip": STRING, "user_agent": STRING, "model": NULLABLE_STRING, "stream": {"type": "boolean"},
                 "error": NULLABLE_STRING,
+                "ok": {"type": "boolean", "description": "whether it succeeded: status below 400 and no error "
+                                                         "but client_disconnected"},
             },
             ["time", "method", "path", "status", "duration_ms", "client_ip", "user_agent", "model", "stream",
-             "error"]),
+             "error", "ok"]),
+        "Health": _object({"status": {"const": "ok"}}, ["status"]),
     }
 
 
@@ -190,6 +193,11 @@ def document(settings: Settings, server_url: str) -> dict:
             },
         }},
     }
+    paths["/healthz"] = {"get": {
+        "operationId": "health", "summary": "Whether the server answers (for Docker and load balancers)",
+        "description": "Not counted as traffic by the dashboard or /metrics.", "tags": ["operators"],
+        "security": [], "responses": {"200": _json(_ref("Health"), "The server is up")},
+    }}
     operator_security = [{"dashboardKey": []}, {"dashboardCookie": []}] if settings.dashboard_key else []
     if settings.dashboard_enabled:
         paths["/dashboard/stats"] = {"get": {

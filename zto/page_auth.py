@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import unicodedata
+from urllib.parse import unquote, urlsplit
 
 from flask import request
 
@@ -56,11 +58,33 @@ def require(settings: Settings) -> None:
                          "'Authorization: Bearer <DASHBOARD_KEY>'.", status=401, code="dashboard_key_required")
 
 
+# Where the login form may send a browser back to: these pages, and paths under them.
+NEXT_PREFIXES = ("/dashboard", "/metrics")
+
+
+def _plain_character(char: str) -> bool:
+    """Not a control, format or separator character (tab, CR, LF, NUL, spaces...), nor a
+    backslash: browsers drop or rewrite those, so that a tab in ``/<tab>/evil`` makes it
+    ``//evil``, and a CR or LF cannot go into a header."""
+    return char != "\\" and not unicodedata.category(char).startswith(("C", "Z"))
+
+
 def safe_next(target: str | None, default: str = "/dashboard") -> str:
-    """A local path to go back to after logging in; anything else becomes ``default``."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    """Where to go back to after logging in: ``target`` if it is a path on this server under
+    ``NEXT_PREFIXES``, else ``default``. Never another site (an open redirect), never a
+    header-breaking character."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if not all(_plain_character(char) for char in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    if any(unquote(segment) in (".", "..") for segment in parts.path.split("/")):
+        return default
+    if not any(parts.path == prefix or parts.path.startswith(prefix + "/") for prefix in NEXT_PREFIXES):
+        return default
+    return target
 
 
 def warn_if_public(settings: Settings) -> None:
@@ -80,6 +104,8 @@ PAGE_HEADERS = {
 
 
 def add_page_headers(response):
+    """The ``after_request`` hook of each blueprint that serves pages:
+    ``bp.after_request(page_auth.add_page_headers)``."""
     for name, value in PAGE_HEADERS.items():
         response.headers.setdefault(name, value)
     return response

@@ -3,7 +3,8 @@
 A request is recorded when it truly ends: after the last byte of a stream, or when
 the client walked away. ``Stats`` is owned by the app (one per worker process): a
 lock, a bounded deque and a few counters; ``snapshot`` copies under the lock and
-computes outside it.
+computes outside it. Each recent request is sent with its ``ok``, the one place that
+says what a success is.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 RECENT = 100
@@ -46,7 +48,19 @@ class RequestRecord:
 
     @property
     def ok(self) -> bool:
+        """Whether the request succeeded: the rule of the dashboard's totals, and of the
+        ``ok`` field each of its recent requests carries (the page does not re-derive it)."""
         return self.status < 400 and self.error in (None, "client_disconnected")
+
+
+def p95(durations: Iterable[float]) -> float:
+    """The 95th percentile by nearest rank: the ``ceil(0.95 * n)``-th smallest (1-based) of the
+    ``n`` values, so that 95% of them are at most it; 0.0 for none."""
+    ordered = sorted(durations)
+    if not ordered:
+        return 0.0
+    rank = -(-95 * len(ordered) // 100)  # ceil(0.95 * n), in exact integer arithmetic
+    return ordered[rank - 1]
 
 
 class Stats:
@@ -83,16 +97,14 @@ class Stats:
             recent = list(self._recent)
             total, successful, in_flight = self._total, self._successful, self._in_flight
             duration_sum, last_at = self._duration_ms_sum, self._last_at
-        durations = sorted(r.duration_ms for r in recent)
-        p95 = durations[min(len(durations) - 1, int(0.95 * len(durations)))] if durations else 0.0
         return {
             "total_requests": total,
             "successful_requests": successful,
             "failed_requests": total - successful,
             "average_response_ms": round(duration_sum / total, 2) if total else 0.0,
-            "p95_response_ms": p95,
+            "p95_response_ms": p95([r.duration_ms for r in recent]),
             "in_flight": in_flight,
             "uptime_s": round(time.time() - self._started, 1),
             "last_request_at": last_at,
-            "recent": [asdict(r) for r in reversed(recent)],
+            "recent": [{**asdict(r), "ok": r.ok} for r in reversed(recent)],
         }

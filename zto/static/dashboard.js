@@ -1,6 +1,7 @@
 // zto dashboard: polls /dashboard/stats and /dashboard/requests and redraws the page.
 // Everything a client sent (path, user agent...) is written with textContent, never
-// as markup. No libraries: the chart is plain SVG drawn here.
+// as markup. No libraries: the chart is plain SVG drawn here. Whether a request
+// succeeded is the server's call (each record's "ok"), never re-derived here.
 (function () {
   "use strict";
 
@@ -40,7 +41,6 @@
   }
 
   const count = (n) => n.toLocaleString("en-US");
-  const ok = (r) => r.status < 400 && (r.error === null || r.error === "client_disconnected");
 
   function setText(id, text) {
     $(id).textContent = text;
@@ -89,7 +89,7 @@
       cell(tr, "Model", r.model || "–");
       const status = cell(tr, "Status", "");
       const badge = document.createElement("span");
-      badge.className = "badge " + (ok(r) ? "ok" : "fail");
+      badge.className = "badge " + (r.ok ? "ok" : "fail");
       badge.textContent = String(r.status) + (r.error ? " · " + r.error : "");
       status.appendChild(badge);
       cell(tr, "Duration", duration(r.duration_ms) + (r.stream ? " (stream)" : ""), "num nowrap");
@@ -149,11 +149,11 @@
     const barWidth = Math.max(1, slot * 0.72);
     const first = slots - points.length; // few requests: they stand on the right, by "newest"
     points.forEach((r, i) => {
-      const h = Math.max(ok(r) ? 1.5 : 4, (plotH * r.duration_ms) / max); // a fast failure stays visible
+      const h = Math.max(r.ok ? 1.5 : 4, (plotH * r.duration_ms) / max); // a fast failure stays visible
       const bar = svg("rect", {
         x: (left + (first + i) * slot + (slot - barWidth) / 2).toFixed(2), y: (top + plotH - h).toFixed(2),
         width: barWidth.toFixed(2), height: h.toFixed(2), rx: Math.min(2, barWidth / 3).toFixed(2),
-        class: "bar " + (ok(r) ? "ok" : "fail"),
+        class: "bar " + (r.ok ? "ok" : "fail"),
       });
       bar.appendChild(svg("title", {}, clock(r.time) + "  " + r.method + " " + r.path + "  " + r.status + "  " + duration(r.duration_ms)));
       nodes.push(bar);
