@@ -17,7 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import API_KEY
-from zto import UNTRACKED_BLUEPRINTS, create_app, dashboard, guide, health, page_auth
+from zto import create_app, dashboard, guide, health, page_auth
+from zto.app import UNTRACKED_BLUEPRINTS
 from zto.page_auth import COOKIE
 from zto.stats import PendingRequest, Stats, p95
 
