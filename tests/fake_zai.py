@@ -411,19 +411,25 @@ class _Handler(BaseHTTPRequestHandler):
                             write(b": keepalive" + eol + eol, final=True)
                             next_ping += 0.2
             write(b"", final=True)
+            # Counted before the body's last bytes: a client that has read them all may
+            # look at the count at once.
+            self._count_finished(rec, +1)
             if chunked:
                 self.wfile.write(b"0\r\n\r\n")
             else:
                 self.close_connection = True
         except (*_CONNECTION_ERRORS, OSError):
+            if rec.outcome == "finished":
+                self._count_finished(rec, -1)
             rec.outcome = "aborted"
             self.close_connection = True
             with fake._lock:
                 fake.streams_aborted += 1
-            return
-        rec.outcome = "finished"
-        with fake._lock:
-            fake.streams_finished += 1
+
+    def _count_finished(self, rec: RecordedRequest, step: int) -> None:
+        rec.outcome = "finished" if step > 0 else None
+        with self.fake._lock:
+            self.fake.streams_finished += step
 
 
 class FakeZai:
