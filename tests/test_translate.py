@@ -310,3 +310,16 @@ def test_thinking_rechunked_anywhere(data):
         assert not (answer_started and reasoning)
         answer_started = answer_started or bool(text)
         assert "<" not in reasoning + text and "glm" not in text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="ab> <\n", max_size=8), max_size=40), st.booleans())
+def test_reasoning_rendered_line_by_line_equals_the_full_render(deltas, summary):
+    """The assembler renders complete reasoning lines once; the result must not differ."""
+    opener = zai_scenarios.OPENER if summary else '<details type="reasoning" done="false">\n> '
+    assembler, shown = AnswerAssembler(), []
+    for delta in [opener, *deltas]:
+        shown.append(assembler.feed(zai_scenarios.chunk("thinking", delta_content=delta))[0])
+    shown.append(assembler.finish()[0])
+    body = (opener + "".join(deltas)).split(">", 1)[1]
+    assert "".join(shown) == render_reasoning(body, closed=True)

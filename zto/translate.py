@@ -74,6 +74,12 @@ def render_reasoning(body: str, closed: bool) -> str:
     """The reasoning text of a ``<details>`` body: no summary, no quote marks,
     its own line breaks kept. While ``closed`` is false, a last line that may still
     become markup is held back, and so are trailing line breaks."""
+    return _reasoning_lines(body, closed).strip("\n")
+
+
+def _reasoning_lines(body: str, closed: bool) -> str:
+    """``render_reasoning`` before the outer line breaks are stripped: rendering a
+    body piece by piece, at line breaks, gives the same text joined."""
     start = body.find(SUMMARY_OPEN)
     if start >= 0:
         end = body.find(SUMMARY_CLOSE, start)
@@ -86,7 +92,7 @@ def render_reasoning(body: str, closed: bool) -> str:
         DETAILS_CLOSE.startswith(lines[-1]) or SUMMARY_OPEN.startswith(lines[-1][: len(SUMMARY_OPEN)])
     ):
         lines[-1] = ""
-    return "\n".join(map(_unquote, lines)).strip("\n")
+    return "\n".join(map(_unquote, lines))
 
 
 def render_answer(raw: str, final: bool) -> tuple[str, bool]:
@@ -121,6 +127,9 @@ class AnswerAssembler:
         self._reasoning_sent = 0
         self._answer_sent = 0
         self._clean = False  # the last render held nothing back and saw no tool block
+        # Reasoning lines already rendered: raw[_lines_from:_lines_to] gave _lines_text.
+        self._lines_from = self._lines_to = -1
+        self._lines_text = ""
 
     def feed(self, event: dict) -> tuple[str, str]:
         error = find_error(event)
@@ -174,13 +183,14 @@ class AnswerAssembler:
     def _edit(self, units: int, text: str) -> None:
         index = utf16_to_index(self.raw, units) if self._astral else max(units, 0)
         self._raw = self._raw[:index]
+        self._lines_from = -1
         if self._answer_at is not None and index < self._answer_at:
             self._answer_at = None
         self._clean = False
         self._append(text)
 
-    def _locate_answer(self, final: bool) -> tuple[str | None, int | None]:
-        """(reasoning body or None, answer offset or None) of the raw text."""
+    def _locate_answer(self, final: bool) -> tuple[tuple[int, int] | None, int | None]:
+        """((start, end) of the reasoning body in raw, or None; answer offset or None)."""
         raw = self.raw
         if self._answer_at is not None:
             return None, self._answer_at
@@ -192,18 +202,33 @@ class AnswerAssembler:
             return None, 0
         opener_end = raw.find(">", raw.find(REASONING_OPEN))
         if opener_end < 0:
-            return "", None
-        close = raw.find(DETAILS_CLOSE, opener_end)
+            return (len(raw), len(raw)), None
+        # Lines already rendered hold no closing tag: search after them.
+        close = raw.find(DETAILS_CLOSE, max(opener_end, self._lines_to - len(DETAILS_CLOSE)))
         if close < 0:
-            return raw[opener_end + 1:], None
+            return (opener_end + 1, len(raw)), None
         self._answer_at = close + len(DETAILS_CLOSE)
-        return raw[opener_end + 1: close], self._answer_at
+        return (opener_end + 1, close), self._answer_at
+
+    def _reasoning(self, start: int, end: int, closed: bool) -> str:
+        """render_reasoning(raw[start:end]), rendering each complete line only once."""
+        raw = self.raw
+        if self._lines_from != start:
+            self._lines_from, self._lines_to, self._lines_text = start, start, ""
+        cut = raw.rfind("\n", self._lines_to, end) + 1
+        if cut > self._lines_to:
+            piece = raw[self._lines_to:cut]
+            summary = piece.find(SUMMARY_OPEN)
+            if summary < 0 or piece.find(SUMMARY_CLOSE, summary) >= 0:
+                self._lines_text += _reasoning_lines(piece, closed=True)
+                self._lines_to = cut
+        return (self._lines_text + _reasoning_lines(raw[self._lines_to:end], closed)).strip("\n")
 
     def _render(self, final: bool) -> tuple[str, str]:
         body, answer_at = self._locate_answer(final)
         new_reasoning = new_answer = ""
         if body is not None and not self._answer_sent:
-            reasoning = render_reasoning(body, closed=final or answer_at is not None)
+            reasoning = self._reasoning(*body, closed=final or answer_at is not None)
             new_reasoning = reasoning[self._reasoning_sent:]
             self._reasoning_sent = max(self._reasoning_sent, len(reasoning))
         if answer_at is not None:
