@@ -52,7 +52,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
         d, p = r["direct"], r["proxy"]
         n = d["streams"]
         out += [
-            (f"(c) {n} streams (1000 conn x 2) of 50 chunks 100 ms apart: failures",
+            (f"(c) {n} streams ({n // 2} conn x 2) of 50 chunks 100 ms apart: failures",
              f"{d['failures']} / {n}", f"{p['failures']} / {p['streams']}", _diff(d["failures"], p["failures"], "", 0)),
             (f"(c) total time p50 (ideal {r['ideal_s']:.1f} s)", _num(d["total_p50_s"], " s"),
              _num(p["total_p50_s"], " s"), _diff(d["total_p50_s"], p["total_p50_s"], " s")),
