@@ -68,6 +68,23 @@ def client(app):
 
 
 @pytest.fixture
+def client_with(make_settings):
+    """A test client of an app built with these setting overrides."""
+
+    def make(**overrides):
+        return create_app(make_settings(**overrides)).test_client()
+
+    return make
+
+
+def ask(client, prompt="hi", headers=None, **body):
+    """POST a chat completion through a test client (the test key unless ``headers``)."""
+    body.setdefault("messages", [{"role": "user", "content": prompt}])
+    return client.post("/v1/chat/completions", headers=headers or {"Authorization": f"Bearer {API_KEY}"},
+                       json=body, buffered=True)
+
+
+@pytest.fixture
 def auth():
     return {"Authorization": f"Bearer {API_KEY}"}
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 import zai_scenarios
-from conftest import API_KEY
+from conftest import API_KEY, ask
 from fake_zai import jwt_user_id
 from zto import create_app
 
@@ -26,20 +26,6 @@ USAGE = zai_scenarios.USAGE
 TOKEN_A, TOKEN_B = "static-token-aaaaaaaaaaaaaaaa", "static-token-bbbbbbbbbbbbbbbb"
 
 
-@pytest.fixture
-def client_with(make_settings):
-    """A test client of an app built with these setting overrides."""
-
-    def make(**overrides):
-        return create_app(make_settings(**overrides)).test_client()
-
-    return make
-
-
-def ask(client, prompt="hi", headers=None, **body):
-    body.setdefault("messages", [{"role": "user", "content": prompt}])
-    return client.post("/v1/chat/completions", headers=headers or {"Authorization": f"Bearer {API_KEY}"},
-                       json=body, buffered=True)
 
 
 def events(response) -> list:

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import API_KEY
+from conftest import API_KEY, ask
 from zto import create_app, dashboard, guide, health, page_auth
 from zto.app import UNTRACKED_BLUEPRINTS
 from zto.page_auth import COOKIE
@@ -29,18 +29,6 @@ STATS_FIELDS = {"total_requests", "successful_requests", "failed_requests", "ave
                 "p95_response_ms", "in_flight", "uptime_s", "last_request_at"}
 
 
-@pytest.fixture
-def client_with(make_settings):
-    def make(**overrides):
-        return create_app(make_settings(**overrides)).test_client()
-
-    return make
-
-
-def ask(client, prompt="hi", headers=None, **body):
-    body.setdefault("messages", [{"role": "user", "content": prompt}])
-    return client.post("/v1/chat/completions", headers=headers or {"Authorization": f"Bearer {API_KEY}"},
-                       json=body, buffered=True)
 
 
 def samples(client, headers=None) -> dict:

@@ -53,34 +53,22 @@ def _bool(value: str) -> bool:
     raise ValueError("true or false")
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        raise ValueError("a whole number greater than 0") from None
-    if number <= 0:
-        raise ValueError("a whole number greater than 0")
-    return number
+def _whole_number(low: int, high: int | None, expected: str) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise ValueError(expected) from None
+        if number < low or (high is not None and number > high):
+            raise ValueError(expected)
+        return number
+
+    return parse
 
 
-def _port(value: str) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        number = 0
-    if not 1 <= number <= 65535:
-        raise ValueError("a port number from 1 to 65535")
-    return number
-
-
-def _count(value: str) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise ValueError("a whole number, 0 or more")
-    return number
+_positive_int = _whole_number(1, None, "a whole number greater than 0")
+_port = _whole_number(1, 65535, "a port number from 1 to 65535")
+_count = _whole_number(0, None, "a whole number, 0 or more")
 
 
 def _seconds(value: str) -> float:
