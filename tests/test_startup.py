@@ -18,3 +18,35 @@ def test_settings_import_loads_no_network_library():
 def test_gevent_worker_starts_without_patch_warnings(live):
     assert "MonkeyPatchWarning" not in live.log()
     assert "Using worker: gevent" in live.log()
+
+
+def _closure(requirements: Path) -> set[str]:
+    """The distributions requirements.txt installs: its lines and, recursively, what they need."""
+    import importlib.metadata as metadata
+
+    from packaging.requirements import Requirement
+
+    def name(text: str) -> str:
+        return text.lower().replace("_", "-")
+
+    wanted = [Requirement(line) for line in requirements.read_text().splitlines()
+              if line.strip() and not line.startswith(("#", "-"))]
+    seen: set[str] = set()
+    while wanted:
+        requirement = wanted.pop()
+        if name(requirement.name) in seen:
+            continue
+        seen.add(name(requirement.name))
+        for extra in [None, *requirement.extras]:
+            for dependency in map(Requirement, metadata.requires(requirement.name) or []):
+                if dependency.marker is None or dependency.marker.evaluate({"extra": extra or ""}):
+                    wanted.append(dependency)
+    return seen
+
+
+def test_the_runtime_requirements_carry_the_gevent_worker():
+    """make run and the Docker image install requirements.txt only: the worker they start
+    must not depend on something only the test tools bring (gunicorn's gevent worker
+    imports packaging, which gunicorn itself only lists under its [gevent] extra)."""
+    installed = _closure(ROOT / "requirements.txt")
+    assert {"gunicorn", "gevent", "packaging"} <= installed
