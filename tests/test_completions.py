@@ -102,3 +102,34 @@ def test_output_that_shows_nothing_gets_keepalive_comments():
     record = PendingRequest("POST", "/v1/chat/completions", "127.0.0.1", "test")
     body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), include_usage=False, keepalive_s=0.0, record=record))
     assert body.count(KEEPALIVE) >= 3 and body[-1] == b"data: [DONE]\n\n"
+
+
+def test_a_complete_stream_leaves_the_upstream_to_the_response_close():
+    """Z.ai's tail is read after the client has its last byte, not before."""
+    from zto.completions import sse_stream
+    from zto.openai_format import ChunkEncoder
+    from zto.stats import PendingRequest
+
+    upstream = Reads(sse(*z.SCENARIOS["plain"].events))
+    released = []
+    upstream.release = lambda: released.append(True)
+    answer = Answer(upstream, ThinkingPresenter("reasoning"))
+    record = PendingRequest("POST", "/v1/chat/completions", "127.0.0.1", "test")
+    body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), include_usage=True, keepalive_s=10, record=record))
+    assert body[-1] == b"data: [DONE]\n\n" and released == []
+    answer.close()
+    assert released == [True]
+
+
+def test_an_abandoned_stream_closes_the_upstream_at_once():
+    from zto.completions import sse_stream
+    from zto.openai_format import ChunkEncoder
+    from zto.stats import PendingRequest
+
+    upstream = Reads(*(sse(e) for e in z.SCENARIOS["long"].events))
+    answer = Answer(upstream, ThinkingPresenter("reasoning"))
+    record = PendingRequest("POST", "/v1/chat/completions", "127.0.0.1", "test")
+    body = sse_stream(answer, ChunkEncoder("GLM-4.6"), include_usage=False, keepalive_s=10, record=record)
+    next(body), next(body)
+    body.close()  # what the server does when the client goes away
+    assert upstream.closed and record.error == "client_disconnected"

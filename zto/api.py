@@ -82,11 +82,14 @@ def chat_completions():
         default_stream=settings.default_stream, default_thinking=settings.enable_thinking)
     g.pending.model, g.pending.stream = chat.model, chat.stream
     answer = start_answer(res.client, chat, settings.thinking_mode, res.metrics)
-    if not chat.stream:
+    if chat.stream:
+        body = sse_stream(answer, ChunkEncoder(chat.model), include_usage=chat.include_usage,
+                          keepalive_s=settings.keepalive_s, record=g.pending, metrics=res.metrics)
+        response = Response(body, mimetype="text/event-stream", headers=STREAM_HEADERS)
+    else:
         reasoning, content = collect(answer, res.metrics)
-        return jsonify(completion_body(chat.model, reasoning, content, answer.usage))
-    body = sse_stream(answer, ChunkEncoder(chat.model), include_usage=chat.include_usage,
-                      keepalive_s=settings.keepalive_s, record=g.pending, metrics=res.metrics)
-    response = Response(body, mimetype="text/event-stream", headers=STREAM_HEADERS)
-    response.call_on_close(answer.close)  # in case the body is never iterated
+        response = jsonify(completion_body(chat.model, reasoning, content, answer.usage))
+    # After the last byte is sent: hand the upstream connection back (or drop it), never
+    # before, so waiting for the end of Z.ai's body does not delay the client.
+    response.call_on_close(answer.close)
     return response

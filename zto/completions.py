@@ -163,7 +163,9 @@ def start_answer(client: ZaiClient, chat: ChatRequest, thinking_mode: str, metri
 
 def sse_stream(answer: Answer, encoder: ChunkEncoder, *, include_usage: bool, keepalive_s: float,
                record: PendingRequest, metrics: Metrics = NO_METRICS) -> Iterator[bytes]:
-    """The OpenAI SSE body. Closes the upstream however it ends, client gone included."""
+    """The OpenAI SSE body. A failed or abandoned stream closes the upstream at once; a
+    complete one leaves that to the response's close (``api.py``), which the server
+    calls after the body's last bytes, so reading Z.ai's tail never delays them."""
     finished = False
     first_text = True
     metrics.stream_opened()
@@ -196,19 +198,21 @@ def sse_stream(answer: Answer, encoder: ChunkEncoder, *, include_usage: bool, ke
         if not finished and record.error is None:
             record.error = "client_disconnected"
         metrics.stream_closed()
-        answer.close()
+        if not finished:
+            answer.close()
 
 
 def collect(answer: Answer, metrics: Metrics = NO_METRICS) -> tuple[str, str]:
-    """The whole (reasoning, content) of an answer."""
+    """The whole (reasoning, content) of an answer. A failure closes the upstream; after
+    success the caller closes it once the response is sent."""
     reasoning, content = [], []
     try:
         for r, c in answer.pieces():
             reasoning.append(r)
             content.append(c)
-    except UpstreamError as error:
-        metrics.upstream_error(error.code)
-        raise
-    finally:
+    except BaseException as error:
+        if isinstance(error, UpstreamError):
+            metrics.upstream_error(error.code)
         answer.close()
+        raise
     return "".join(reasoning), "".join(content)
