@@ -4,6 +4,7 @@
     python -m bench --quick         # smaller counts, for development
     python -m bench --only a,c      # some figures
     python -m bench --threads 1100  # THREADS for gunicorn (default: gunicorn.conf.py's)
+    python -m bench --worker-class gthread --threads 1100  # the threaded worker, for comparison
     python -m bench --fake threaded # the threaded test fake instead of the asyncio one
 
 Prints the table and the configuration, and writes everything measured to
@@ -85,7 +86,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller counts, for development")
     parser.add_argument("--fake", choices=("asyncio", "threaded"), default="asyncio",
                         help="the fake upstream: bench/fake_async.py (default) or tests/fake_zai.py")
-    parser.add_argument("--threads", type=int, help="THREADS for the proxy (default: its own default)")
+    parser.add_argument("--worker-class", choices=("gevent", "gthread"),
+                        help="WORKER_CLASS for the proxy (default: its own default)")
+    parser.add_argument("--threads", type=int, help="THREADS for the proxy, with gthread (default: its own default)")
     parser.add_argument("--workers", type=int, help="WEB_CONCURRENCY for the proxy (default: its own default)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
     args = parser.parse_args(argv)
@@ -100,6 +103,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
 
     env = {}
+    if args.worker_class:
+        env["WORKER_CLASS"] = args.worker_class
     if args.threads:
         env["THREADS"] = str(args.threads)
     if args.workers:

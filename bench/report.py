@@ -112,6 +112,8 @@ def harness_checks(results: dict) -> list[str]:
     """Warnings when the harness itself may have limited a figure."""
     warnings = []
     c = results.get("c")
+    if c and "direct" not in c:  # the figure failed; rows() says so
+        c = None
     if c and c["direct"]["total_p99_s"] is not None and c["direct"]["total_p99_s"] > c["ideal_s"] + 0.2:
         warnings.append(f"(c) the direct p99 is {c['direct']['total_p99_s']:.2f} s, more than 0.2 s over the ideal: "
                         "the fake or the client limits the capacity figure.")
