@@ -613,12 +613,12 @@ def test_failure_after_streaming_began_ends_with_an_error_event(client, prompt, 
 # ---- 11. connection reuse ------------------------------------------------------------------
 
 def test_upstream_connections_are_reused(client, fake):
-    for i in range(6):
+    for i in range(20):
         response = ask(client, stream=bool(i % 2))
         assert response.status_code == 200
-    assert len(fake.requests) == 6 and len(fake.guest_tokens) >= 6
-    # one for the requests, one for the guest tokens fetched ahead beside them
-    assert fake.connections_opened <= 3
+    assert len(fake.requests) == 20 and len(fake.guest_tokens) >= 20
+    # one for the requests, and at most one per guest token fetched ahead at the same time
+    assert fake.connections_opened <= 1 + 8
 
 
 # ---- 12. stats ---------------------------------------------------------------------------

@@ -56,17 +56,28 @@ class StaticTokens:
 
 
 class GuestTokens:
-    def __init__(self, fetch: Callable[[], str], ahead: int = 4, max_age_s: float = 120.0) -> None:
+    """Fresh guests, fetched ahead. The reserve starts at ``ahead`` and doubles (up to
+    ``most``) whenever a conversation finds it empty, so that it follows demand; it is
+    refilled by up to ``parallel`` fetches at once."""
+
+    def __init__(self, fetch: Callable[[], str], ahead: int = 4, max_age_s: float = 120.0,
+                 most: int = 64, parallel: int = 8) -> None:
         self._fetch = fetch
-        self._ahead = ahead
+        self._target = ahead
+        self._most = most
+        self._parallel = parallel
         self._max_age_s = max_age_s
         self._ready: deque[tuple[float, str]] = deque()  # (fetched at, token), oldest first
+        self._fetching = 0
+        self._filled = False  # the reserve has held a token: an empty one now means demand outran it
         self._lock = threading.Lock()
-        self._filling = False
 
     def acquire(self) -> str:
         token = self._take()
         if token is None:
+            with self._lock:
+                if self._filled:
+                    self._target = min(2 * self._target, self._most)
             token = self._fetch()
         self._fill_in_background()
         return token
@@ -85,25 +96,25 @@ class GuestTokens:
 
     def _fill_in_background(self) -> None:
         with self._lock:
-            if self._filling or len(self._ready) >= self._ahead:
-                return
-            self._filling = True
-        threading.Thread(target=self._fill, name="guest-tokens", daemon=True).start()
+            missing = self._target - len(self._ready) - self._fetching
+            starting = max(0, min(missing, self._parallel - self._fetching))
+            self._fetching += starting
+        for _ in range(starting):
+            threading.Thread(target=self._fetch_one, name="guest-token", daemon=True).start()
 
-    def _fill(self) -> None:
+    def _fetch_one(self) -> None:
         try:
-            while True:
-                with self._lock:
-                    if len(self._ready) >= self._ahead:
-                        return
-                token = self._fetch()
-                with self._lock:
-                    self._ready.append((time.monotonic(), token))
+            token = self._fetch()
         except Exception as exc:  # the next acquire fetches in the foreground and reports it
-            log.warning("fetching guest tokens ahead failed: %s", exc)
-        finally:
-            with self._lock:
-                self._filling = False
+            log.warning("fetching a guest token ahead failed: %s", exc)
+            token = None
+        with self._lock:
+            self._fetching -= 1
+            if token is not None:
+                self._ready.append((time.monotonic(), token))
+                self._filled = True
+        if token is not None:
+            self._fill_in_background()
 
 
 def user_id_of(token: str) -> str:
