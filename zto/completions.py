@@ -1,7 +1,7 @@
 """One chat completion from the upstream call to the last byte the client gets.
 
-``start_answer`` picks a token, opens the Z.ai stream and reads ahead until there is
-text to show, so that an error Z.ai sends first becomes a proper HTTP error status,
+``start_answer`` picks a token, opens the Z.ai stream and reads ahead until Z.ai
+starts writing, so that an error Z.ai sends first becomes a proper HTTP error status,
 and a 401, 429 or concurrency error is retried once with another token before the
 client has seen anything. ``sse_stream`` then writes OpenAI chunks; once streaming
 has begun, failures end the stream with an error event and ``[DONE]``, never in
@@ -94,10 +94,10 @@ class Answer:
             if reasoning or answer:
                 self._shown = True
                 yield reasoning, answer
+            elif assembler.error is None:
+                yield "", ""  # a tick: Z.ai sent something that shows nothing yet
             if assembler.error is not None:
                 raise self._failure()
-            if not (reasoning or answer):
-                yield "", ""  # a tick: Z.ai sent something that shows nothing yet
             if assembler.done:
                 break
         else:
@@ -127,7 +127,7 @@ class Answer:
 
 
 def start_answer(client: ZaiClient, chat: ChatRequest, thinking_mode: str, metrics: Metrics = NO_METRICS) -> Answer:
-    """Open the Z.ai stream and read up to the first text, retrying once on 401/429."""
+    """Open the Z.ai stream and prime it, retrying once with another token on 401/429."""
     try:
         token = client.tokens.acquire()
     except UpstreamError as error:
@@ -141,23 +141,20 @@ def start_answer(client: ZaiClient, chat: ChatRequest, thinking_mode: str, metri
             answer = Answer(upstream, ThinkingPresenter(thinking_mode), metrics.upstream_opened(token_kind))
             answer.prime()
             return answer
-        except UpstreamRejected as error:
-            metrics.upstream_error(error.code)
+        except BaseException as error:
             if answer is not None:
                 answer.close()
+            if not isinstance(error, UpstreamError):
+                raise
+            metrics.upstream_error(error.code)
             if error.code == "upstream_version_rejected":
                 client.fe_version.invalidate()
-            replacement = client.tokens.another(token) if error.retryable and attempt == 0 else None
+            retry = isinstance(error, UpstreamRejected) and error.retryable and attempt == 0
+            replacement = client.tokens.another(token) if retry else None
             if replacement is None:
                 raise
             log.info("retrying with another token after: %s", error.code)
             token = replacement
-        except BaseException as error:
-            if isinstance(error, UpstreamError):
-                metrics.upstream_error(error.code)
-            if answer is not None:
-                answer.close()
-            raise
     raise AssertionError("unreachable")
 
 
