@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 THINKING_MODES = ("reasoning", "think", "strip", "hide")
+UPSTREAM_KINDS = ("web", "api")
 SIGNATURE_SCHEMES = ("hmac", "sha256")
 WORKER_CLASSES = ("gevent", "gthread")
 
@@ -28,6 +29,11 @@ DEFAULT_USER_AGENT = (
 )
 DEFAULT_SEC_CH_UA = '"Chromium";v="140", "Not=A?Brand";v="24", "Google Chrome";v="140"'
 DEFAULT_MODEL_MAP = "GLM-4.6=GLM-4-6-API-V1,GLM-4.5=0727-360B-API,GLM-4.5-Air=0727-106B-API"
+DEFAULT_API_BASE = "https://api.z.ai/api/paas/v4"
+DEFAULT_API_MODEL_MAP = (
+    "GLM-4.6=glm-4.6,GLM-4.5=glm-4.5,GLM-4.5-Air=glm-4.5-air,GLM-4.5-Flash=glm-4.5-flash,"
+    "GLM-4.6V=glm-4.6v,GLM-4.7=glm-4.7,GLM-5=glm-5,GLM-5.1=glm-5.1"
+)
 
 
 class SettingsError(ValueError):
@@ -113,6 +119,33 @@ def _proxy_url(value: str) -> str:
     return url
 
 
+def _optional_url(schemes: tuple[str, ...], example: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        url = value.strip()
+        if not url:
+            return ""
+        parts = urlsplit(url)
+        if parts.scheme not in schemes or not parts.netloc:
+            raise ValueError(f"empty, or a URL such as {example}")
+        return url.rstrip("/")
+
+    return parse
+
+
+def _upstream_list(value: str) -> tuple[str, ...]:
+    kinds = tuple(item.lower() for item in _list(value))
+    if any(kind not in UPSTREAM_KINDS for kind in kinds) or len(set(kinds)) != len(kinds):
+        raise ValueError("empty, or an ordered list of web and api, e.g. web,api")
+    return kinds
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    origins = _list(value)
+    if not origins:
+        raise ValueError("* or a comma-separated list of origins such as https://chat.example.com")
+    return origins
+
+
 def _model_map(value: str) -> tuple[tuple[str, str], ...]:
     pairs = []
     for item in _list(value):
@@ -123,6 +156,10 @@ def _model_map(value: str) -> tuple[tuple[str, str], ...]:
     if not pairs:
         raise ValueError("at least one NAME=UPSTREAM_ID pair")
     return tuple(pairs)
+
+
+def _optional_model_map(value: str) -> tuple[tuple[str, str], ...]:
+    return _model_map(value) if value.strip() else ()
 
 
 def _setting(env: str, default: str, parse: Callable[[str], object], doc: str):
@@ -199,6 +236,60 @@ class Settings:
     threads: int = _setting(
         "THREADS", "256", _positive_int, "gthread: threads per worker; one open stream holds one thread")
 
+    # The official API (Z.ai's open platform), the second upstream.
+    zai_api_keys: tuple[str, ...] = _setting(
+        "ZAI_API_KEY", "", _list,
+        "Z.ai official API key(s) from the Z.ai console, comma-separated, used in turn; empty = web chat only")
+    api_base: str = _setting(
+        "ZAI_API_BASE", DEFAULT_API_BASE, _http_url,
+        "the official API's base URL (mainland China: https://open.bigmodel.cn/api/paas/v4;"
+        " GLM Coding Plan: https://api.z.ai/api/coding/paas/v4)")
+    upstreams: tuple[str, ...] = _setting(
+        "UPSTREAMS", "", _upstream_list,
+        "which upstreams answer, in order: web (chat.z.ai), api (the official API), or web,api (web first,"
+        " the official API when the web chat refuses); empty = api when ZAI_API_KEY is set, else web")
+    api_model_map: tuple[tuple[str, str], ...] = _setting(
+        "API_MODEL_MAP", DEFAULT_API_MODEL_MAP, _model_map,
+        "model names offered on the official API and its model ids (case-insensitive; official ids pass as they are)")
+    api_key_cooldown_s: float = _setting(
+        "API_KEY_COOLDOWN_S", "600", _seconds,
+        "seconds an official API key refused for authentication or balance is set aside")
+
+    # Anthropic's Messages API (/v1/messages), for Claude Code.
+    anthropic_model_map: tuple[tuple[str, str], ...] = _setting(
+        "ANTHROPIC_MODEL_MAP", "", _optional_model_map,
+        "Claude model names (a trailing * matches any suffix) and the GLM model each becomes;"
+        " empty = every claude-* model becomes MODEL_NAME")
+
+    # Hardening.
+    graceful_timeout_s: float = _setting(
+        "GRACEFUL_TIMEOUT_S", "120", _seconds,
+        "on SIGTERM/SIGHUP, how long running streams may go on; streams still running then end with an error event")
+    write_timeout_s: float = _setting(
+        "STREAM_WRITE_TIMEOUT_S", "60", _seconds,
+        "a client that reads nothing for this long is cut off and its upstream answer closed")
+    body_timeout_s: float = _setting(
+        "BODY_TIMEOUT_S", "30", _seconds,
+        "the whole request body must arrive within this long of its headers (408 after)")
+    cors_origins: tuple[str, ...] = _setting(
+        "CORS_ORIGINS", "*", _origins,
+        "origins browsers may call the API from: * (any, as the original) or a comma-separated list")
+    public_url: str = _setting(
+        "PUBLIC_URL", "", _optional_url(("http", "https"), "https://zto.example.com"),
+        "the URL users reach this service at, used in /docs examples; empty = taken from each request")
+
+    # More than one process.
+    redis_url: str = _setting(
+        "REDIS_URL", "", _optional_url(("redis", "rediss", "unix"), "redis://localhost:6379/0"),
+        "Redis for statistics shared by every worker and instance; empty = each worker keeps its own")
+
+    @property
+    def upstream_order(self) -> tuple[str, ...]:
+        """The upstreams to try, in order (UPSTREAMS, or its default)."""
+        if self.upstreams:
+            return self.upstreams
+        return ("api",) if self.zai_api_keys else ("web",)
+
     @property
     def concurrency(self) -> int:
         """How many requests one worker runs at once (and so the upstream pool's size)."""
@@ -257,4 +348,7 @@ def load_settings(
         raise TypeError(f"unknown settings: {', '.join(sorted(overrides))}")
     if not values["api_keys"]:
         raise SettingsError("DEFAULT_KEY is empty: expected at least one API key")
+    if "api" in (values["upstreams"] or ()) and not values["zai_api_keys"]:
+        raise SettingsError("UPSTREAMS names api but ZAI_API_KEY is empty: set ZAI_API_KEY to a key from the "
+                            "Z.ai console, or remove api from UPSTREAMS")
     return Settings(**values)
