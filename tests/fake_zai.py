@@ -59,6 +59,9 @@ FAILURES = {
     "405": (405, None),
     "concurrency": (200, None),
     "empty": (200, None),  # a clean 200 stream with no text at all: only usage and done
+    "captcha": (200, None),  # the May 2026 refusal inside a 200 stream
+    "captcha_http": (403, zai_scenarios.CAPTCHA_ERROR),  # the same fields in an HTTP error body
+    "user_level": (200, None),  # in-stream 403: the model needs a logged-in token
 }
 WAF_PAGE = (
     "<!DOCTYPE html><html><head><title>405</title></head><body>"
@@ -327,9 +330,14 @@ class _Handler(BaseHTTPRequestHandler):
             status, detail = verdict
             rec.outcome, rec.status = "rejected", self._send(status, {"detail": detail})
             return
-        # 6. injected failure
+        # 6. injected failure; ``captcha_required`` refuses every answer, as Z.ai does since May 2026
         with fake._lock:
             failure = fake._failures.pop(0) if fake._failures else None
+        if failure is None and fake.captcha_required:
+            failure = "captcha"
+        if failure in ("captcha", "user_level"):
+            rec.scenario = "error_" + failure
+            return self._stream(rec, zai_scenarios.SCENARIOS[rec.scenario].events, rec.transport)
         if failure == "concurrency":
             rec.scenario = "error_concurrency"
             return self._stream(rec, zai_scenarios.SCENARIOS["error_concurrency"].events, rec.transport)
@@ -445,6 +453,7 @@ class FakeZai:
         self.latency = latency  # seconds before the headers of every answer: a simulated round trip
         self.port = port
         self.landing_status = 200  # anything else: the landing page answers that status, no version
+        self.captcha_required = False  # True: every completion gets the captcha refusal
         self.requests: list[RecordedRequest] = []
         self.seen: list[tuple[str, str, dict]] = []  # every request: (method, path, lower-case headers)
         self.guest_tokens: list[str] = []
@@ -520,6 +529,7 @@ class FakeZai:
             self.seen.clear()
             self.guest_tokens.clear()
             self._failures.clear()
+            self.captcha_required = False
 
     # -- used by the handler
     def _connection_opened(self, sock) -> None:

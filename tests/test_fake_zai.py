@@ -291,3 +291,31 @@ def test_runs_as_a_process():
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+
+def test_captcha_and_user_level_refusals(fake, session):
+    """Z.ai since May 2026: the captcha refusal in a 200 stream (at the top level, in
+    data and in data.data) or as an HTTP error body, and the in-stream user-level 403."""
+    token = session.get(fake.origin + "/api/v1/auths/").json()["token"]
+
+    def ask():
+        url, raw, headers = build(fake, token, "hi")
+        return session.post(url, data=raw, headers=headers)
+
+    fake.captcha_required = True
+    for _ in range(2):  # every answer, not just the next
+        response = ask()
+        assert response.status_code == 200
+        [event] = events_of(response.text)
+        captcha = zai_scenarios.CAPTCHA_ERROR
+        assert event["error"] == event["data"]["error"] == event["data"]["data"]["error"] == captcha
+        assert captcha["code"] == "FRONTEND_CAPTCHA_REQUIRED" and captcha["captcha_error_type"]
+    fake.captcha_required = False
+    fake.fail_next("captcha_http")
+    response = ask()
+    assert response.status_code == 403 and response.json()["code"] == "FRONTEND_CAPTCHA_REQUIRED"
+    fake.fail_next("user_level")
+    [event] = events_of(ask().text)
+    assert event["data"]["error"] == {"code": 403, "detail": zai_scenarios.USER_LEVEL_DETAIL}
+    assert "Hello" in ask().text  # refusals were one-off

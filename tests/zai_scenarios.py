@@ -99,6 +99,15 @@ def _error(event: dict, message: str, status: int = 426) -> Scenario:
 STALE_DETAIL = "Your client version (unknown) is outdated, please refresh the page."
 
 
+CAPTCHA_ERROR = {
+    "captcha_error_type": "missing_param",
+    "code": "FRONTEND_CAPTCHA_REQUIRED",
+    "error_code": "FRONTEND_CAPTCHA_REQUIRED",
+    "detail": "Please refresh the page to update the app, then try again.",
+}
+USER_LEVEL_DETAIL = "Model not available for current user level"
+
+
 def _mid_stream_error() -> Scenario:
     return Scenario(
         events=[
@@ -192,6 +201,22 @@ SCENARIOS: dict[str, Scenario] = {
         {"type": "chat:completion", "data": {"error": {"detail": "Too many concurrency requests", "code": 429}, "done": True}},
         "concurrency",
         status=429,
+    ),
+    # Since 12 May 2026: every completion without a captcha proof, guests and logged-in alike.
+    "error_captcha": _error(
+        {
+            "type": "chat:completion",
+            "error": CAPTCHA_ERROR,
+            "data": {"error": CAPTCHA_ERROR, "data": {"error": CAPTCHA_ERROR, "done": True}, "done": True},
+        },
+        "captcha",
+        status=200,
+    ),
+    # Guests may not use the newest models.
+    "error_user_level": _error(
+        {"type": "chat:completion", "data": {"error": {"code": 403, "detail": USER_LEVEL_DETAIL}, "done": True}},
+        "user level",
+        status=403,
     ),
     "mid_error": _mid_stream_error(),
     "upstream_tools": _upstream_tools(),
