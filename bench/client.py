@@ -9,10 +9,9 @@ The two ``Target`` kinds build the requests and read the answers of either side:
 
 - ``ProxyTarget``: OpenAI's ``POST /v1/chat/completions`` to zto, text in
   ``choices[0].delta.content``, ending with ``data: [DONE]``;
-- ``ZaiTarget``: the fake Z.ai called directly, with a request signed exactly as zto
-  signs it (``hmac`` scheme: query fields, ``X-Signature``, ``signature_prompt``;
-  replicated here, independent of ``zto/signing.py``), text in ``data.delta_content``,
-  ending with ``data.done``.
+- ``ZaiTarget``: the fake Z.ai called directly, with a request signed as zto signs it
+  (``hmac`` scheme, by ``zto.signing`` itself: query fields, ``X-Signature``,
+  ``signature_prompt``), text in ``data.delta_content``, ending with ``data.done``.
 
 Everything is timed with ``time.perf_counter`` in the event loop's callbacks; the
 figures check the loop's own lag (``LoopLag``) so a busy client shows up.
@@ -22,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import json
 import time
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
+
+from zto.signing import hmac_signature
+from zto.tokens import user_id_of
 
 MAX_HEAD = 65536
 
@@ -93,7 +93,7 @@ class ZaiTarget:
         now = time.time()
         timestamp = int(now * 1000)
         chat_id, message_id, request_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
-        user_id = jwt_user_id(token)
+        user_id = user_id_of(token)
         origin = f"http://{self.host}:{self.port}"
         query = urlencode([
             ("timestamp", timestamp), ("requestId", request_id), ("user_id", user_id), ("token", token),
@@ -112,7 +112,8 @@ class ZaiTarget:
         return _http_request("POST", f"/api/chat/completions?{query}", self.host, self.port, body, {
             "Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "*/*",
             "Origin": origin, "Referer": f"{origin}/c/{chat_id}", "X-FE-Version": self.fe_version,
-            "X-Signature": hmac_signature(self.secret, timestamp, request_id, user_id, prompt)})
+            "X-Signature": hmac_signature(self.secret, timestamp_ms=timestamp, request_id=request_id,
+                                          user_id=user_id, prompt=prompt)})
 
     @staticmethod
     def read_event(payload: bytes) -> tuple[str, bool, str | None]:
@@ -123,23 +124,6 @@ class ZaiTarget:
             return "", True, str(error)[:200]
         text = (data.get("delta_content") or "") if data.get("phase") in ("answer", "thinking") else ""
         return text, bool(data.get("done")), None
-
-
-def hmac_signature(secret: str, timestamp_ms: int, request_id: str, user_id: str, prompt: str) -> str:
-    """Z.ai's ``hmac`` X-Signature: an HMAC keyed by the five-minute window's HMAC."""
-    key = hmac.new(secret.encode(), str(timestamp_ms // 300000).encode(), hashlib.sha256).hexdigest()
-    signed = (f"requestId,{request_id},timestamp,{timestamp_ms},user_id,{user_id}"
-              f"|{base64.b64encode(prompt.encode()).decode()}|{timestamp_ms}")
-    return hmac.new(key.encode(), signed.encode(), hashlib.sha256).hexdigest()
-
-
-def jwt_user_id(token: str) -> str:
-    """The ``id`` claim of a JWT, unverified (what Z.ai expects as ``user_id``)."""
-    try:
-        part = token.split(".")[1]
-        return str(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))["id"])
-    except (IndexError, ValueError, KeyError, TypeError):
-        return "guest"
 
 
 def make_jwt(user_id: str) -> str:

@@ -89,6 +89,16 @@ def auth():
     return {"Authorization": f"Bearer {API_KEY}"}
 
 
+def wait_for(condition, timeout: float = 10.0) -> bool:
+    """Poll ``condition`` until it is true (True) or ``timeout`` seconds passed (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

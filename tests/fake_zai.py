@@ -1,8 +1,9 @@
 """A fake Z.ai upstream: a test fixture, never part of the product.
 
-A real threaded HTTP/1.1 server on a loopback port speaking the protocol described in
-``shared/zai-upstream.md``: guest tokens, the landing page with the front-end version,
-and ``/api/chat/completions`` with token, query, X-FE-Version and signature checks
+A real threaded HTTP/1.1 server on a loopback port speaking Z.ai's web-chat protocol as
+zto uses it (the docstrings of zto's web-chat client, ``zto/signing.py`` and
+``zto/translate.py`` describe it): guest tokens from ``/api/v1/auths/``, the landing page whose source names the
+front-end version, and ``/api/chat/completions`` with token, query, X-FE-Version and signature checks
 (``sha256`` or ``hmac`` scheme), injectable failures (``fail_next``) and SSE answers
 taken from ``zai_scenarios``. Words in the last user message choose the answer
 (``scenario:<name>``) and how it travels (``transport:<modifier>``, see ``_transport``).

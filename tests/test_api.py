@@ -16,7 +16,7 @@ import pytest
 import requests
 
 import zai_scenarios
-from conftest import API_KEY, ask
+from conftest import API_KEY, ask, wait_for
 from fake_zai import jwt_user_id
 from zto import create_app
 
@@ -689,15 +689,6 @@ def test_concurrent_streams_are_counted_in_flight(app, client, auth):
     for t in threads:
         t.join(10)
     assert stats.snapshot()["in_flight"] == 0 and stats.snapshot()["total_requests"] == 3
-
-
-def wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 # ---- the session's network settings ------------------------------------------------------

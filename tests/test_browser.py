@@ -22,7 +22,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import API_KEY
+from conftest import API_KEY, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
@@ -267,3 +267,20 @@ def test_login_with_the_dashboard_key(start_server, shared_fake, browser):
     screenshot(browser, "dashboard-two-workers-desktop")
     # the wrong key's 401 is the only error a browser may report here
     assert [e for e in console_errors(browser) if "401" not in e] == []
+
+
+def test_the_page_takes_success_from_the_server(live, browser):
+    """A stream that broke after its 200 is a failure, as the server says (each record's
+    ``ok``); a page judging by the status code alone would show it as a success."""
+    assert chat(live, "scenario:mid_error", stream=True).status_code == 200
+
+    def recent():
+        return requests.get(live.url + "/dashboard/requests", timeout=10).json()[:20]
+
+    assert wait_for(lambda: any(r["status"] == 200 and not r["ok"] for r in recent()))  # recorded at its close
+    browser.get(live.url + "/dashboard")
+    wait_for_refresh(browser)
+    badges = [(b.text, "fail" in b.get_attribute("class"))
+              for b in browser.find_elements(By.CSS_SELECTOR, "#requests-body .badge")]
+    assert [failed for _, failed in badges] == [not r["ok"] for r in recent()]
+    assert any(text.startswith("200 ·") and failed for text, failed in badges)

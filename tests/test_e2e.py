@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from urllib.parse import urlsplit
 
 import openai
@@ -20,7 +19,7 @@ import pytest
 import requests
 
 import zai_scenarios
-from conftest import API_KEY, start_gunicorn
+from conftest import API_KEY, start_gunicorn, wait_for
 from fake_zai import FakeZai
 
 pytestmark = pytest.mark.e2e
@@ -34,15 +33,6 @@ MAX_BYTES = 2000
 
 def user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
-
-
-def wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def sse_lines(response: requests.Response) -> list[str]:

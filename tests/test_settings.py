@@ -49,7 +49,6 @@ def test_settings_are_frozen(tmp_path):
 
 def test_every_setting_is_documented_with_a_default():
     docs = setting_docs()
-    assert len(docs) == len(dataclasses.fields(Settings))
     names = [name for name, _, _ in docs]
     assert len(set(names)) == len(names)
     for name, default, doc in docs:
@@ -201,10 +200,6 @@ def test_environment_can_fix_a_bad_file_value(tmp_path):
 def test_empty_default_key_is_refused(tmp_path, raw):
     with pytest.raises(SettingsError, match="DEFAULT_KEY"):
         load(tmp_path, {"DEFAULT_KEY": raw})
-
-
-def test_settings_error_is_a_value_error():
-    assert issubclass(SettingsError, ValueError)
 
 
 # ---- gunicorn.conf.py --------------------------------------------------------------

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from conftest import wait_for
 from zto.fe_version import FrontendVersion, newest_version, version_key
 from zto.signing import WINDOW_MS, hmac_signature, sha256_signature
 from zto.tokens import GuestTokens, StaticTokens, redact, user_id_of
@@ -191,13 +192,6 @@ class CountingFetch:
             return self.issued[-1]
 
 
-def wait_for(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_guest_tokens_are_each_used_once():
     fetch = CountingFetch()
     tokens = GuestTokens(fetch, ahead=2)
@@ -209,7 +203,7 @@ def test_guest_tokens_are_fetched_ahead():
     fetch = CountingFetch()
     tokens = GuestTokens(fetch, ahead=3)
     assert tokens.acquire() == "g1"  # nothing ready yet: fetched in the foreground
-    wait_for(lambda: len(fetch.issued) == 4)
+    assert wait_for(lambda: len(fetch.issued) == 4)
     fetch.fail = True  # from now on only tokens fetched ahead can be handed out
     assert sorted(tokens.acquire() for _ in range(3)) == ["g2", "g3", "g4"]
     with pytest.raises(OSError):
@@ -220,7 +214,7 @@ def test_stale_guest_tokens_are_thrown_away():
     fetch = CountingFetch()
     tokens = GuestTokens(fetch, ahead=2, max_age_s=0.05)
     tokens.acquire()
-    wait_for(lambda: len(fetch.issued) == 3)
+    assert wait_for(lambda: len(fetch.issued) == 3)
     time.sleep(0.1)
     assert tokens.acquire() == "g4"
 
@@ -378,9 +372,9 @@ def test_the_guest_reserve_grows_when_demand_outruns_it():
 
     tokens = GuestTokens(fetch_ahead_waits_at_the_gate, ahead=2, most=8)
     tokens.acquire()
-    wait_for(lambda: len(tokens._ready) == 2)
+    assert wait_for(lambda: len(tokens._ready) == 2)
     gate.clear()  # refills stall: the next acquires drain the reserve
     handed = [tokens.acquire() for _ in range(3)]  # two from the reserve, then a miss
     gate.set()
-    wait_for(lambda: len(tokens._ready) == 4)  # the reserve doubled to 4
+    assert wait_for(lambda: len(tokens._ready) == 4)  # the reserve doubled to 4
     assert len(set(handed)) == 3 and len(set(fetch.issued)) == len(fetch.issued)

@@ -3,7 +3,10 @@
 Each scenario is the list of JSON objects Z.ai would send as ``data:`` lines, plus
 what a correct proxy must show for them. The fake upstream picks a scenario from the
 prompt (``scenario:<name>`` anywhere in the last user message); the translator tests
-feed the same events without HTTP. Shapes follow ``shared/zai-upstream.md``.
+feed the same events without HTTP. Each event is ``{"type": "chat:completion", "data":
+{...}}`` with a ``phase`` (thinking, answer, tool_call, other, done), ``delta_content``
+or an ``edit_index``/``edit_content`` edit (UTF-16 offsets), and ``usage`` at the end,
+as the web chat sends them (``zto/translate.py`` reads them).
 """
 
 from __future__ import annotations

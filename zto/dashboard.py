@@ -10,7 +10,8 @@
   ``DASHBOARD_KEY`` cookie (see ``page_auth``).
 
 Registered only when ``DASHBOARD_ENABLED``; its own requests are not counted in the
-statistics it shows.
+statistics it shows. Every route but the login form needs ``DASHBOARD_KEY`` when it
+is set (``page_auth.protect``).
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ STATS_FIELDS = ("total_requests", "successful_requests", "failed_requests", "ave
 NO_STORE = {"Cache-Control": "no-store"}
 
 bp.after_request(page_auth.add_page_headers)
+page_auth.protect(bp, public=("dashboard.login", "dashboard.logout"), browser_pages=("dashboard.show_dashboard",))
 
 
 @bp.get("")
 def show_dashboard():
     settings = resources().settings
-    if not page_auth.is_allowed(settings):
-        return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
     return render_template("dashboard.html", workers=settings.workers, pid=os.getpid(),
                            protected=bool(settings.dashboard_key)), 200, NO_STORE
 
@@ -43,7 +43,6 @@ def show_dashboard():
 @bp.get("/stats")
 def stats():
     res = resources()
-    page_auth.require(res.settings)
     snapshot = res.stats.snapshot()
     body = {name: snapshot[name] for name in STATS_FIELDS}
     body.update(workers=res.settings.workers, pid=os.getpid())
@@ -52,9 +51,7 @@ def stats():
 
 @bp.get("/requests")
 def recent_requests():
-    res = resources()
-    page_auth.require(res.settings)
-    return jsonify(res.stats.snapshot()["recent"]), 200, NO_STORE
+    return jsonify(resources().stats.snapshot()["recent"]), 200, NO_STORE
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -1,4 +1,4 @@
-"""The one error vocabulary of zto, and its rendering as OpenAI error bodies.
+"""The one error vocabulary of zto: the exception classes, and nothing else.
 
     ProxyError                      any failure a client is told about
     ├── InvalidRequest        400   the client's request is malformed
@@ -8,19 +8,13 @@
         ├── UpstreamTimeout   504   Z.ai stayed silent too long
         └── UpstreamRejected  *     Z.ai answered with an error (status chosen by kind)
 
-Only ``upstream.py`` catches ``requests`` exceptions; it raises these. One Flask
-handler renders every error, including werkzeug's 404/405/413, as
+The upstream clients catch their HTTP library's exceptions and raise these instead.
+A pure leaf module (no Flask, no HTTP), like requests' ``exceptions.py``: anything may
+import it. ``error_handlers.py`` renders every error as
 ``{"error": {"message", "type", "param", "code"}}``.
 """
 
 from __future__ import annotations
-
-import logging
-
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger(__name__)
 
 _TYPES_BY_STATUS = {
     400: "invalid_request_error",
@@ -86,34 +80,3 @@ class UpstreamRejected(UpstreamError):
     def __init__(self, message: str, *, status: int = 502, code: str = "upstream_error", retryable: bool = False):
         super().__init__(message, status=status, code=code)
         self.retryable = retryable
-
-
-def error_response(error: ProxyError):
-    response = jsonify(error.to_dict())
-    response.status_code = error.status
-    return response
-
-
-def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ProxyError)
-    def handle_proxy_error(error: ProxyError):
-        return error_response(error)
-
-    @app.errorhandler(HTTPException)
-    def handle_http_exception(error: HTTPException):
-        status = error.code or 500
-        messages = {
-            404: "Unknown path. The API lives under /v1 (GET /v1/models, POST /v1/chat/completions).",
-            405: f"Method not allowed here. Allowed: {', '.join(error.valid_methods or [])}."
-            if getattr(error, "valid_methods", None) else "Method not allowed here.",
-        }
-        message = messages.get(status, error.description or error.name)
-        response = error_response(ProxyError(message, status=status, code=error.name.lower().replace(" ", "_")))
-        if status == 405 and getattr(error, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(error.valid_methods)
-        return response
-
-    @app.errorhandler(Exception)
-    def handle_unexpected(error: Exception):
-        log.exception("unexpected error")
-        return error_response(ProxyError("Internal error in zto; see the server log."))

@@ -2,8 +2,9 @@
 
 Both are filled in per request with this server's base URL (as the client reached it,
 so behind nginx with ``TRUSTED_PROXIES`` it is the public one) and its model names.
-The sample answers on the page are made by ``openai_format``'s own encoders, so they
-look exactly like what the API sends. Public, like ``/v1/models``; no secret is shown
+The sample answers on the page are made by ``openai_format``'s own encoders, and the
+error samples by the error classes' own ``to_dict``, so they look exactly like what
+the API sends. Public, like ``/v1/models``; no secret is shown
 (examples use the placeholder key ``sk-your-key``).
 """
 
@@ -15,7 +16,7 @@ from flask import Blueprint, jsonify, render_template, request
 
 from . import openapi, page_auth
 from .context import resources
-from .errors import UpstreamUnavailable
+from .errors import Unauthorized, UpstreamUnavailable
 from .openai_format import DONE, ChunkEncoder, completion_body, error_event
 from .settings import THINKING_MODES
 
@@ -38,8 +39,7 @@ def _samples(model: str) -> dict[str, str]:
     stream = b"".join([encoder.role(), encoder.delta("", "Hello"), encoder.delta("", "! How can I help?"),
                        encoder.finish("stop"), encoder.usage(SAMPLE_USAGE), DONE])
     thinking = completion_body(model, "The user greets me; I should greet back.", "Hello!", SAMPLE_USAGE)
-    error = {"error": {"message": "Incorrect API key provided.", "type": "authentication_error", "param": None,
-                       "code": "invalid_api_key"}}
+    error = Unauthorized("Incorrect API key provided.").to_dict()
     return {
         "whole": json.dumps(whole, indent=2, ensure_ascii=False),
         "stream": stream.decode().strip(),

@@ -1,4 +1,6 @@
-"""Prometheus metrics for operators, served at ``GET /metrics`` by ``bp``.
+"""Prometheus metrics for operators: the metric definitions and their hooks.
+
+``GET /metrics`` serves them (``metrics_page.py``); this module has no Flask in it.
 
 ``Metrics`` owns a ``prometheus_client`` registry of its own (not the global default
 one), so every app, and every test, counts from zero. The hooks are called where the
@@ -15,9 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -27,11 +27,6 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-
-from . import page_auth
-from .context import resources
-
-bp = Blueprint("metrics", __name__)
 
 # The *_created samples double the output and no dashboard uses them.
 disable_created_metrics()
@@ -74,10 +69,9 @@ class Metrics:
         self.tokens_in_use = Gauge(
             "zto_upstream_tokens_in_use", "Z.ai tokens in use: upstream answers being read, by token kind.",
             ["token_kind"], registry=registry)
-        for kind in (*dict.fromkeys(UPSTREAM_ERROR_KINDS.values()), OTHER_KIND):
-            self.upstream_errors.labels(kind)
         for kind in TOKEN_KINDS:
             self.tokens_in_use.labels(kind)
+        # Every kind shows from the start (at 0), so an alert on a rate has a series to watch.
         self._error_counters = {kind: self.upstream_errors.labels(kind) for kind in (*UPSTREAM_ERROR_KINDS.values(), OTHER_KIND)}
 
     # -- hooks -----------------------------------------------------------------
@@ -139,9 +133,3 @@ def _nothing() -> None:
 
 NO_METRICS = NoMetrics()
 
-
-@bp.get("/metrics")
-def show_metrics():
-    res = resources()
-    page_auth.require(res.settings)
-    return Response(res.metrics.render(), content_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})

@@ -6,6 +6,10 @@ request gets in with ``Authorization: Bearer <key>`` (scripts, Prometheus) or wi
 cookie the login form sets (browsers). The cookie holds an HMAC of the key, never the
 key itself; it is HttpOnly and SameSite=Strict. Every comparison is constant-time, and
 the key is never logged.
+
+``protect(bp, ...)`` makes the check a blueprint's ``before_request``, so every route
+of an operator page is behind the key, including the ones added later; only the
+endpoints named public (the login form itself) are not.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import logging
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
-from flask import request
+from flask import Blueprint, redirect, request, url_for
 
+from .context import resources
 from .errors import ProxyError
 from .settings import Settings
 
@@ -57,6 +62,22 @@ def require(settings: Settings) -> None:
         raise ProxyError("This page needs DASHBOARD_KEY: log in at /dashboard/login or send "
                          "'Authorization: Bearer <DASHBOARD_KEY>'.", status=401, code="dashboard_key_required")
 
+
+def protect(bp: Blueprint, *, public: tuple[str, ...] = (), browser_pages: tuple[str, ...] = ()) -> None:
+    """Put every route of ``bp`` behind ``DASHBOARD_KEY``, except the ``public`` endpoints.
+    A browser asking for one of the ``browser_pages`` (HTML) is sent to the login form;
+    anything else (JSON, Prometheus text) gets the 401."""
+
+    @bp.before_request
+    def require_page_key():
+        if request.endpoint in public or is_allowed(resources().settings):
+            return None
+        if request.endpoint in browser_pages:
+            return redirect(url_for(LOGIN_ENDPOINT, next=request.full_path.rstrip("?")))
+        return require(resources().settings)
+
+
+LOGIN_ENDPOINT = "dashboard.login"
 
 # Where the login form may send a browser back to: these pages, and paths under them.
 NEXT_PREFIXES = ("/dashboard", "/metrics")

@@ -3,10 +3,11 @@
 ``StaticTokens`` hands out the tokens of ``ZAI_TOKEN`` in turn. ``GuestTokens``
 gets a fresh anonymous guest token for every conversation, so that guests never
 share memory or a concurrency budget; fetching is the upstream client's job and is
-passed in. To keep that fetch off the path to the first token, a few guests are
-fetched ahead by a background thread; each is used once, and one left unused for
-longer than ``max_age_s`` is thrown away rather than handed out. Both offer ``another(failed)`` for the one retry after a 401, 429 or
-concurrency error. ``user_id_of`` reads the user id from a JWT, unverified, as
+passed in. To keep that fetch off the path to the first token, a reserve of guests
+is fetched ahead by short-lived background threads, several at once; the reserve
+grows when demand outruns it. Each guest is used once, and one left unused for longer
+than ``max_age_s`` is thrown away rather than handed out. Both offer
+``another(failed)`` for the one retry after a 401, 429 or concurrency error. ``user_id_of`` reads the user id from a JWT, unverified, as
 Z.ai's front end does.
 """
 

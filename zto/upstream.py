@@ -1,9 +1,11 @@
 """The Z.ai client: the shared HTTP session, request building and signing, and the
 translation of HTTP failures into zto's errors.
 
-This is the only module that touches ``requests``: every ``requests``/``urllib3``
-exception is caught here and re-raised as an ``UpstreamError`` (see ``errors.py``).
-The session is made once per app: a pool as large as the thread count, no
+Every ``requests``/``urllib3`` exception of a call to the web chat is caught here and
+re-raised as an ``UpstreamError`` (see ``errors.py``); nothing above the upstream
+layer sees them. The session is made once per app: a pool as large as the number of
+requests a worker runs at once (``Settings.concurrency``: its threads, or gevent's
+worker connections), no
 environment look-ups (``trust_env`` off; ``UPSTREAM_PROXY`` is explicit), and a
 cookie jar that keeps nothing, so no guest's cookie ever reaches another.
 """

@@ -1,0 +1,50 @@
+"""Request accounting: ``init_app`` feeds every request that is traffic into the
+dashboard's ``Stats`` and Prometheus' ``Metrics``.
+
+A request is begun before its view runs and finished when it truly ends: at once for
+a whole answer, after the last byte (or the client leaving) for a stream. The
+``untracked`` blueprints are not traffic: the dashboard must not count its own
+polling, nor Docker its health checks; static files are not traffic either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from flask import Flask, g, request
+
+from .metrics import Metrics
+from .stats import PendingRequest, RequestRecord, Stats
+
+log = logging.getLogger(__name__)
+
+
+def init_app(app: Flask, stats: Stats, metrics: Metrics, *, untracked: Iterable[str] = ()) -> None:
+    untracked = frozenset(untracked)
+
+    def finish(pending: PendingRequest, status: int, route: str) -> RequestRecord:
+        record = stats.finish(pending, status)
+        metrics.observe_request(record.method, route, status, record.duration_ms / 1000)
+        return record
+
+    @app.before_request
+    def begin_request():
+        if request.blueprint in untracked or request.endpoint == "static":
+            return
+        g.pending = PendingRequest(
+            method=request.method, path=request.path, client_ip=request.remote_addr or "",
+            user_agent=request.user_agent.string[:300])
+        stats.begin()
+
+    @app.after_request
+    def end_request(response):
+        pending = g.pop("pending", None)
+        if pending is not None:
+            route = request.url_rule.rule if request.url_rule else "(unmatched)"
+            if response.is_streamed:
+                response.call_on_close(lambda: finish(pending, response.status_code, route))
+            else:
+                record = finish(pending, response.status_code, route)
+                log.debug("%s %s %s %.1fms", record.method, record.path, record.status, record.duration_ms)
+        return response
