@@ -150,7 +150,7 @@ def start_gunicorn(workdir: Path, env: dict[str, str], env_local: dict[str, str]
         try:
             if requests.get(server.url + "/v1/models", timeout=1).status_code == 200:
                 return server
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy starting to answer in time
             time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"gunicorn did not start within {timeout}s:\n{server.log()}")
