@@ -190,12 +190,12 @@ def test_bad_request_is_400(client, fake, auth, name):
 
 
 def test_unexpected_failure_is_a_500_in_openai_shape(client, auth, monkeypatch):
-    from zto import api
+    from zto.web_chat import WebChat
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(api, "start_answer", broken)
+    monkeypatch.setattr(WebChat, "start", broken)
     error = error_of(ask(client), 500, "server log")
     assert error["type"] == "server_error" and "boom" not in error["message"]
 

@@ -1,4 +1,5 @@
-"""parse_chat_request and resolve_model: OpenAI requests in, Z.ai's shapes out."""
+"""parse_chat_request (OpenAI requests in, the upstream-neutral ChatRequest out) and the
+web chat's view of it: resolve_model and web_messages."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import json
 import pytest
 
 import fake_zai
-from zto.chat_request import PROMPT_PART_SEPARATOR, parse_chat_request, resolve_model
+from zto.chat_request import PROMPT_PART_SEPARATOR, parse_chat_request
 from zto.errors import InvalidRequest
 from zto.settings import load_settings
+from zto.web_request import resolve_model, web_messages
 
 MODELS = {"GLM-4.6": "GLM-4-6-API-V1", "GLM-4.5": "0727-360B-API", "GLM-4.5-Air": "0727-106B-API"}
 HI = [{"role": "user", "content": "hi"}]
@@ -17,8 +19,14 @@ HI = [{"role": "user", "content": "hi"}]
 
 def parse(body, *, default_stream=False, default_thinking=False, raw: bytes | None = None):
     data = raw if raw is not None else json.dumps(body).encode()
-    return parse_chat_request(data, models=MODELS, default_model="GLM-4.6",
-                              default_stream=default_stream, default_thinking=default_thinking)
+    settings = load_settings({}, env_dir="/nonexistent", model_map=tuple(MODELS.items()), model_name="GLM-4.6",
+                             default_stream=default_stream, enable_thinking=default_thinking)
+    return parse_chat_request(data, settings=settings)
+
+
+def web(chat) -> tuple[list[dict], str]:
+    """(the messages the web chat gets, the prompt it signs)."""
+    return web_messages(chat.messages)
 
 
 def rejected(body=None, raw: bytes | None = None) -> InvalidRequest:
@@ -116,24 +124,24 @@ def test_enable_thinking_type_checked_even_with_thinking_model():
 def test_minimal_request_gets_defaults():
     chat = parse({"messages": HI})
     assert chat.model == "GLM-4.6"
-    assert chat.upstream_model == "GLM-4-6-API-V1"
+    assert resolve_model(chat.model, MODELS, "GLM-4.6")[0] == "GLM-4-6-API-V1"
     assert chat.messages == HI
-    assert chat.prompt == "hi"
+    assert web(chat) == (HI, "hi")
     assert chat.stream is False and chat.include_usage is False
-    assert chat.enable_thinking is False and chat.web_search is False
-    assert chat.params == {}
+    assert chat.thinking is False and chat.web_search is False
+    assert chat.params == {} and chat.tools == () and chat.tool_choice is None and chat.has_images is False
 
 
-def test_defaults_come_from_the_caller():
+def test_defaults_come_from_the_settings():
     chat = parse({"messages": HI}, default_stream=True, default_thinking=True)
-    assert chat.stream is True and chat.enable_thinking is True
+    assert chat.stream is True and chat.thinking is True
 
 
 def test_unknown_fields_are_ignored():
     chat = parse({"messages": [{"role": "user", "content": "hi", "name": "bob", "extra": 1}],
                   "user": "u1", "n": 1, "seed": 3, "tools": [], "tool_choice": "auto", "response_format": {},
                   "frequency_penalty": 0, "logit_bias": {}, "whatever": {"x": [1]}, "stream": None})
-    assert chat.prompt == "hi" and chat.stream is False
+    assert web(chat)[1] == "hi" and chat.stream is False
 
 
 def test_parameters_are_passed_on():
@@ -163,17 +171,19 @@ def test_content_array_text_parts_joined_like_the_fake_upstream():
                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
                {"type": "text", "text": "second"}]
     chat = parse({"messages": [{"role": "user", "content": content}]})
+    messages, prompt = web(chat)
     assert PROMPT_PART_SEPARATOR == fake_zai.PROMPT_JOIN
-    assert chat.prompt == "first" + fake_zai.PROMPT_JOIN + "second"
-    assert chat.prompt == fake_zai.last_user_text(chat.messages)
-    assert chat.messages == [{"role": "user", "content": content}]
+    assert prompt == "first" + fake_zai.PROMPT_JOIN + "second"
+    assert prompt == fake_zai.last_user_text(messages)
+    assert chat.messages == messages == [{"role": "user", "content": content}]
+    assert chat.has_images
 
 
 def test_prompt_is_the_last_user_message():
     chat = parse({"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "one"},
                                {"role": "assistant", "content": "ok"}, {"role": "user", "content": "two"},
                                {"role": "assistant", "content": "partial"}]})
-    assert chat.prompt == "two"
+    assert web(chat)[1] == "two"
 
 
 def test_no_user_message_is_rejected():
@@ -200,7 +210,7 @@ def test_unpaired_surrogates_are_rejected(body, param):
 def test_paired_surrogate_escapes_are_fine():
     """The openai package sends emoji as escaped surrogate pairs (ensure_ascii)."""
     chat = parse({"messages": [{"role": "user", "content": "hi 🙂"}]})
-    assert chat.prompt == "hi 🙂"
+    assert web(chat)[1] == "hi 🙂"
 
 
 @pytest.mark.parametrize("content", ["", []])
@@ -218,12 +228,22 @@ def test_image_part_needs_a_url(part):
 def test_image_parts_pass_through():
     part = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
     chat = parse({"model": "GLM-4.6", "messages": [{"role": "user", "content": [part, {"type": "text", "text": "what?"}]}]})
-    assert chat.messages[-1]["content"][0] == part and chat.prompt == "what?"
+    assert chat.messages[-1]["content"][0] == part and web(chat)[1] == "what?"
 
 
 def test_developer_becomes_system():
     chat = parse({"messages": [{"role": "developer", "content": "rules"}, *HI]})
     assert chat.messages[0] == {"role": "system", "content": "rules"}
+
+
+def test_tool_messages_stay_openai_shaped_in_the_request():
+    calls = [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    chat = parse({"messages": [*HI, {"role": "assistant", "content": None, "tool_calls": calls},
+                               {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+                               {"role": "function", "name": "g", "content": "old style"}]})
+    assert chat.messages[1] == {"role": "assistant", "content": None, "tool_calls": calls}
+    assert chat.messages[2] == {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+    assert chat.messages[3] == {"role": "tool", "tool_call_id": "g", "content": "old style"}
 
 
 def test_tool_results_and_tool_calls_rendered_as_text():
@@ -236,15 +256,15 @@ def test_tool_results_and_tool_calls_rendered_as_text():
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
         {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "12:00"}]},
     ]
-    chat = parse({"messages": messages})
-    assert [m["role"] for m in chat.messages] == ["user", "assistant", "user", "user"]
-    for message in chat.messages:
+    rendered, _ = web(parse({"messages": messages}))
+    assert [m["role"] for m in rendered] == ["user", "assistant", "user", "user"]
+    for message in rendered:
         assert isinstance(message["content"], str)
-    assistant = chat.messages[1]["content"]
+    assistant = rendered[1]["content"]
     assert "call_1" in assistant and "get_weather" in assistant and '{"city": "Paris"}' in assistant
     assert "call_2" in assistant and "get_time" in assistant and '{"tz": "CET"}' in assistant
-    assert "call_1" in chat.messages[2]["content"] and "sunny" in chat.messages[2]["content"]
-    assert "12:00" in chat.messages[3]["content"]
+    assert "call_1" in rendered[2]["content"] and "sunny" in rendered[2]["content"]
+    assert "12:00" in rendered[3]["content"]
 
 
 def test_prompt_after_a_tool_result_is_what_the_upstream_sees_last():
@@ -253,20 +273,20 @@ def test_prompt_after_a_tool_result_is_what_the_upstream_sees_last():
     messages = [{"role": "user", "content": "weather?"},
                 {"role": "assistant", "tool_calls": [{"id": "c1", "function": {"name": "w", "arguments": "{}"}}]},
                 {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]
-    chat = parse({"messages": messages})
-    assert chat.prompt == fake_zai.last_user_text(chat.messages)
-    assert "sunny" in chat.prompt
+    rendered, prompt = web(parse({"messages": messages}))
+    assert prompt == fake_zai.last_user_text(rendered)
+    assert "sunny" in prompt
 
 
 def test_assistant_text_and_tool_calls_together():
     chat = parse({"messages": [*HI, {"role": "assistant", "content": "Let me check.",
                                      "tool_calls": [{"id": "c9", "function": {"name": "f", "arguments": "{}"}}]}]})
-    content = chat.messages[1]["content"]
+    content = web(chat)[0][1]["content"]
     assert content.startswith("Let me check.\n") and "c9" in content
 
 
 def test_assistant_without_content_or_calls_is_accepted():
-    assert parse({"messages": [*HI, {"role": "assistant"}]}).messages[1] == {"role": "assistant", "content": ""}
+    assert web(parse({"messages": [*HI, {"role": "assistant"}]}))[0][1] == {"role": "assistant", "content": ""}
 
 
 @pytest.mark.parametrize(("request_value", "default", "expected"), [
@@ -276,7 +296,7 @@ def test_enable_thinking_request_value_wins_over_the_default(request_value, defa
     body = {"messages": HI}
     if request_value is not None:
         body["enable_thinking"] = request_value
-    assert parse(body, default_thinking=default).enable_thinking is expected
+    assert parse(body, default_thinking=default).thinking is expected
 
 
 @pytest.mark.parametrize(("model", "upstream", "thinking", "search"), [
@@ -295,17 +315,16 @@ def test_resolve_model(model, upstream, thinking, search):
 
 
 def test_model_suffixes_reach_the_request_and_the_name_is_echoed():
-    chat = parse({"messages": HI, "model": "GLM-4.5-Thinking-Search", "enable_thinking": False})
+    chat = parse({"messages": HI, "model": "GLM-4.5-Thinking-Search"})
     assert chat.model == "GLM-4.5-Thinking-Search"
-    assert (chat.upstream_model, chat.enable_thinking, chat.web_search) == ("0727-360B-API", True, True)
+    assert (chat.thinking, chat.web_search) == (True, True)
 
 
 def test_unknown_model_falls_back_to_the_default_models_upstream_id(tmp_path):
     settings = load_settings({"MODEL_NAME": "GLM-4.5"}, env_dir=tmp_path)
-    chat = parse_chat_request(json.dumps({"model": "claude-3", "messages": HI}).encode(), models=settings.models,
-                              default_model=settings.model_name, default_stream=False, default_thinking=False)
+    chat = parse_chat_request(json.dumps({"model": "claude-3", "messages": HI}).encode(), settings=settings)
     assert chat.model == "claude-3"
-    assert chat.upstream_model == "0727-360B-API"
+    assert resolve_model(chat.model, settings.models, settings.model_name)[0] == "0727-360B-API"
 
 
 def test_default_model_name_outside_the_map_uses_the_first_id(tmp_path):

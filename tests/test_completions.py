@@ -1,19 +1,21 @@
-"""Answer: reading Z.ai's stream into pieces, without HTTP (the upstream is a list of reads)."""
+"""The web chat's answer read into pieces, and the OpenAI writer, without HTTP (the
+upstream body is a list of reads)."""
 
 import json
 
 import pytest
 
 import zai_scenarios as z
-from zto.completions import Answer
+from zto.completions import KEEPALIVE, sse_stream
 from zto.errors import UpstreamRejected
-from zto.openai_format import ThinkingPresenter
+from zto.openai_format import ChunkEncoder, ThinkingPresenter
+from zto.stats import PendingRequest
+from zto.upstreams import TICK, Piece
+from zto.web_chat import WebAnswer
 
 
 class Reads:
-    """Stands in for UpstreamResponse: the body arrives as these network reads."""
-
-    fe_version = "prod-fe-1.0.94"
+    """Stands in for StreamedBody: the body arrives as these network reads."""
 
     def __init__(self, *reads: bytes):
         self.reads = reads
@@ -33,27 +35,38 @@ def sse(*events) -> bytes:
     return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
 
 
-def answer_of(*reads: bytes) -> tuple[Answer, Reads]:
+def answer_of(*reads: bytes) -> tuple[WebAnswer, Reads]:
     upstream = Reads(*reads)
-    return Answer(upstream, ThinkingPresenter("reasoning")), upstream
+    return WebAnswer(upstream, "prod-fe-1.0.94"), upstream
+
+
+def record() -> PendingRequest:
+    return PendingRequest("POST", "/v1/chat/completions", "127.0.0.1", "test")
 
 
 def test_events_that_arrive_together_leave_as_one_piece():
     answer, _ = answer_of(sse(*z.SCENARIOS["plain"].events))
-    assert [p for p in answer.pieces() if p != ("", "")] == [("", "Hello, world!")]
+    assert [p for p in answer.pieces() if p != TICK] == [Piece(content="Hello, world!")]
 
 
 def test_text_before_an_error_in_the_same_read_is_not_lost():
     answer, _ = answer_of(sse(*z.SCENARIOS["mid_error"].events))
     pieces = answer.pieces()
-    assert next(pieces) == ("", "Partial answer")
+    assert next(pieces) == Piece(content="Partial answer")
     with pytest.raises(UpstreamRejected, match="Internal failure"):
         next(pieces)
 
 
 def test_a_read_that_shows_nothing_yields_a_tick():
     answer, _ = answer_of(b": ping\n\n", sse(*z.SCENARIOS["plain"].events))
-    assert list(answer.pieces())[:2] == [("", ""), ("", "Hello, world!")]
+    assert list(answer.pieces())[:2] == [TICK, Piece(content="Hello, world!")]
+
+
+def test_pieces_carry_raw_reasoning_whatever_the_thinking_mode():
+    answer, _ = answer_of(sse(*z.SCENARIOS["thinking"].events))
+    pieces = list(answer.pieces())
+    assert "".join(p.reasoning for p in pieces) == z.SCENARIOS["thinking"].reasoning
+    assert "".join(p.content for p in pieces) == z.SCENARIOS["thinking"].content
 
 
 def test_prime_stops_at_the_first_text_and_close_closes_the_upstream():
@@ -72,7 +85,7 @@ def test_prime_returns_at_the_first_event_even_without_text():
 
     upstream = Reads()
     upstream.chunks = first_event_then_nothing
-    Answer(upstream, ThinkingPresenter("hide")).prime()
+    WebAnswer(upstream, "prod-fe-1.0.94").prime()
 
 
 def test_the_answer_ends_without_reading_past_done():
@@ -85,51 +98,37 @@ def test_the_answer_ends_without_reading_past_done():
     upstream.chunks = hang_after_done
     released = []
     upstream.release = lambda: released.append(True)
-    answer = Answer(upstream, ThinkingPresenter("reasoning"))
-    assert "".join(c for _, c in answer.pieces()) == "Hello, world!"
+    answer = WebAnswer(upstream, "prod-fe-1.0.94")
+    assert "".join(p.content for p in answer.pieces()) == "Hello, world!"
     answer.close()
     assert released == [True]  # a finished answer hands its connection back for reuse
 
 
 def test_output_that_shows_nothing_gets_keepalive_comments():
-    from zto.completions import KEEPALIVE, sse_stream
-    from zto.openai_format import ChunkEncoder
-    from zto.stats import PendingRequest
-
     hidden = [z.chunk("thinking", delta_content=t) for t in (z.OPENER, "a", "b", "c")]
-    upstream = Reads(*(sse(e) for e in hidden), sse(*z.SCENARIOS["plain"].events))
-    answer = Answer(upstream, ThinkingPresenter("hide"))
-    record = PendingRequest("POST", "/v1/chat/completions", "127.0.0.1", "test")
-    body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), include_usage=False, keepalive_s=0.0, record=record))
+    answer, _ = answer_of(*(sse(e) for e in hidden), sse(*z.SCENARIOS["plain"].events))
+    body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), ThinkingPresenter("hide"), include_usage=False,
+                           keepalive_s=0.0, record=record()))
     assert body.count(KEEPALIVE) >= 3 and body[-1] == b"data: [DONE]\n\n"
 
 
 def test_a_complete_stream_leaves_the_upstream_to_the_response_close():
     """Z.ai's tail is read after the client has its last byte, not before."""
-    from zto.completions import sse_stream
-    from zto.openai_format import ChunkEncoder
-    from zto.stats import PendingRequest
-
-    upstream = Reads(sse(*z.SCENARIOS["plain"].events))
+    answer, upstream = answer_of(sse(*z.SCENARIOS["plain"].events))
     released = []
     upstream.release = lambda: released.append(True)
-    answer = Answer(upstream, ThinkingPresenter("reasoning"))
-    record = PendingRequest("POST", "/v1/chat/completions", "127.0.0.1", "test")
-    body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), include_usage=True, keepalive_s=10, record=record))
+    body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), ThinkingPresenter("reasoning"), include_usage=True,
+                           keepalive_s=10, record=record()))
     assert body[-1] == b"data: [DONE]\n\n" and released == []
     answer.close()
     assert released == [True]
 
 
 def test_an_abandoned_stream_closes_the_upstream_at_once():
-    from zto.completions import sse_stream
-    from zto.openai_format import ChunkEncoder
-    from zto.stats import PendingRequest
-
-    upstream = Reads(*(sse(e) for e in z.SCENARIOS["long"].events))
-    answer = Answer(upstream, ThinkingPresenter("reasoning"))
-    record = PendingRequest("POST", "/v1/chat/completions", "127.0.0.1", "test")
-    body = sse_stream(answer, ChunkEncoder("GLM-4.6"), include_usage=False, keepalive_s=10, record=record)
+    answer, upstream = answer_of(*(sse(e) for e in z.SCENARIOS["long"].events))
+    pending = record()
+    body = sse_stream(answer, ChunkEncoder("GLM-4.6"), ThinkingPresenter("reasoning"), include_usage=False,
+                      keepalive_s=10, record=pending)
     next(body), next(body)
     body.close()  # what the server does when the client goes away
-    assert upstream.closed and record.error == "client_disconnected"
+    assert upstream.closed and pending.error == "client_disconnected"

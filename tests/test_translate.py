@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import zai_scenarios
-from zai_scenarios import OPENER, SCENARIOS, chunk, done, utf16_len
+from zai_scenarios import CAPTCHA_ERROR, OPENER, SCENARIOS, chunk, done, utf16_len
 from zto.translate import AnswerAssembler, UpstreamFailure, find_error, render_answer, render_reasoning, utf16_to_index
 
 OK_SCENARIOS = [name for name, s in SCENARIOS.items() if s.error is None]
@@ -96,12 +96,36 @@ def test_error_scenarios_report_the_error(name):
     status, fragment = scenario.error
     assert assembler.error is not None
     assert fragment in assembler.error.message
-    assert assembler.error.code == status
+    if name == "error_captcha":  # a 200 stream whose error code is a word, not a status
+        assert assembler.error.captcha and assembler.error.code is None
+    else:
+        assert assembler.error.code == status and not assembler.error.captcha
     assert assembler.done
     assert joined(pieces) == (scenario.reasoning, scenario.content)
 
 
 # ---- find_error -----------------------------------------------------------------
+
+@pytest.mark.parametrize("event", [
+    {"error": CAPTCHA_ERROR},
+    {"data": {"error": CAPTCHA_ERROR}},
+    {"data": {"data": {"error": CAPTCHA_ERROR}}},
+    {"data": {"error": {"code": "FRONTEND_CAPTCHA_REQUIRED", "detail": "refresh"}}},
+    {"data": {"error": {"error_code": "FRONTEND_CAPTCHA_REQUIRED"}}},
+    {"data": {"error": {"captcha_error_type": "missing_param", "detail": "refresh"}}},
+    {"type": "chat:completion", "code": "FRONTEND_CAPTCHA_REQUIRED", "detail": "refresh"},
+    {"data": {"captcha_error_type": "missing_param", "detail": "refresh", "done": True}},
+    {"data": {"data": {"error_code": "FRONTEND_CAPTCHA_REQUIRED"}}},
+])
+def test_the_captcha_refusal_is_recognised_wherever_its_fields_are(event):
+    failure = find_error(event)
+    assert failure is not None and failure.captcha and "captcha" in failure.message
+
+
+@pytest.mark.parametrize("error", [{"code": 403, "detail": "Model not available for current user level"},
+                                   {"code": 426, "detail": "outdated"}, {"detail": "captcha-free failure"}])
+def test_other_errors_are_not_the_captcha_refusal(error):
+    assert find_error({"data": {"error": error}}).captcha is False
 
 def test_find_error_at_top_level():
     assert find_error(SCENARIOS["error_toplevel"].events[0]) == UpstreamFailure("Top-level failure", 500)

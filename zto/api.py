@@ -1,9 +1,10 @@
 """The OpenAI-compatible API: ``/v1/models`` and ``/v1/chat/completions``.
 
 Everything HTTP-level is decided before a stream starts: the key is checked, the
-request validated, Z.ai called and read up to its first text; only then is a
-``Response`` returned, streaming or whole. ``/v1/models`` stays open, as in the
-original project.
+request validated, an upstream (``Upstreams``: the web chat, the official API, or
+one falling back to the other) called and read up to its first text; only then is a
+``Response`` returned, streaming or whole. ``/v1/models`` lists what the configured
+upstreams serve and stays open, as in the original project.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .chat_request import parse_chat_request
-from .completions import collect, sse_stream, start_answer
+from .completions import collect, sse_stream
 from .context import resources
 from .errors import ProxyError, Unauthorized
-from .openai_format import ChunkEncoder, completion_body
+from .openai_format import ChunkEncoder, ThinkingPresenter, completion_body
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
 MODELS_CREATED = 1759190400  # 2025-09-30, when GLM-4.6 came out
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+WARNING_HEADER = "X-Zto-Warning"  # what the request was answered without (tools on the web chat)
 BODY_READ_SIZE = 65536
 
 
@@ -32,12 +34,12 @@ def _model(name: str) -> dict:
 
 @bp.get("/models")
 def list_models():
-    return jsonify({"object": "list", "data": [_model(name) for name in resources().settings.models]})
+    return jsonify({"object": "list", "data": [_model(name) for name in resources().upstreams.models()]})
 
 
 @bp.get("/models/<path:model_id>")
 def get_model(model_id: str):
-    for name in resources().settings.models:
+    for name in resources().upstreams.models():
         if name.lower() == model_id.lower():
             return jsonify(_model(name))
     raise ProxyError(f"The model '{model_id}' does not exist.", status=404, code="model_not_found", param="model")
@@ -77,18 +79,22 @@ def chat_completions():
     _check_api_key()
     res = resources()
     settings = res.settings
-    chat = parse_chat_request(
-        _body(), models=settings.models, default_model=settings.model_name,
-        default_stream=settings.default_stream, default_thinking=settings.enable_thinking)
+    chat = parse_chat_request(_body(), settings=settings)
     g.pending.model, g.pending.stream = chat.model, chat.stream
-    answer = start_answer(res.client, chat, settings.thinking_mode, res.metrics)
+    warning = res.upstreams.warning(chat, client=g.pending.client_ip)
+    answer = res.upstreams.start(chat)
+    g.pending.upstream, g.pending.fell_back = answer.upstream, answer.fell_back
+    presenter = ThinkingPresenter(settings.thinking_mode)
     if chat.stream:
-        body = sse_stream(answer, ChunkEncoder(chat.model), include_usage=chat.include_usage,
+        body = sse_stream(answer, ChunkEncoder(chat.model), presenter, include_usage=chat.include_usage,
                           keepalive_s=settings.keepalive_s, record=g.pending, metrics=res.metrics)
         response = Response(body, mimetype="text/event-stream", headers=STREAM_HEADERS)
     else:
-        reasoning, content = collect(answer, res.metrics)
-        response = jsonify(completion_body(chat.model, reasoning, content, answer.usage))
+        reasoning, content, tool_calls = collect(answer, presenter, res.metrics)
+        response = jsonify(completion_body(chat.model, reasoning, content, answer.usage, answer.finish_reason,
+                                           tool_calls))
+    if warning is not None:
+        response.headers[WARNING_HEADER] = warning
     # After the last byte is sent: hand the upstream connection back (or drop it), never
     # before, so waiting for the end of Z.ai's body does not delay the client.
     response.call_on_close(answer.close)

@@ -1,9 +1,9 @@
 """The Flask app factory of zto.
 
-``create_app`` builds the Flask app: settings, the upstream client, the stats and
-metrics with the request accounting that feeds them (``tracking``), error handling,
-CORS and the blueprints. There is no global app; ``wsgi.py`` makes the one gunicorn
-serves.
+``create_app`` builds the Flask app: settings, the upstreams of ``UPSTREAMS`` over one
+shared session, the stats and metrics with the request accounting that feeds them
+(``tracking``), error handling, CORS and the blueprints. There is no global app;
+``wsgi.py`` makes the one gunicorn serves.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import api, dashboard, guide, health, metrics_page, page_auth, tracking
 from .context import Resources
 from .error_handlers import register_error_handlers
+from .http import build_session
 from .metrics import Metrics
 from .settings import Settings, load_settings
 from .stats import Stats
-from .upstream import ZaiClient, build_session
+from .upstreams import Upstreams
+from .web_chat import WebChat
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
@@ -38,6 +40,12 @@ def configure_logging(debug: bool) -> None:
 UNTRACKED_BLUEPRINTS = frozenset({dashboard.bp.name, guide.bp.name, metrics_page.bp.name, health.bp.name})
 
 
+def build_upstreams(settings: Settings, session, metrics: Metrics) -> Upstreams:
+    """The upstreams of ``UPSTREAMS``, in order, behind one router."""
+    kinds = {"web": WebChat}
+    return Upstreams([kinds[kind](settings, session, metrics) for kind in settings.upstream_order], metrics)
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     configure_logging(settings.debug)
@@ -49,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     stats = Stats()
     metrics = Metrics()
-    app.extensions["zto"] = Resources(settings, ZaiClient(settings, build_session(settings)), stats, metrics)
+    app.extensions["zto"] = Resources(settings, build_upstreams(settings, build_session(settings), metrics), stats, metrics)
     register_error_handlers(app)
     CORS(app)
     tracking.init_app(app, stats, metrics, untracked=UNTRACKED_BLUEPRINTS)

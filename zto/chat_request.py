@@ -1,44 +1,58 @@
-"""Validation of an OpenAI chat completion request, and its translation into the
-messages, parameters and features Z.ai's web chat takes.
+"""Validation of an OpenAI chat completion request into zto's upstream-neutral
+``ChatRequest``.
 
-``parse_chat_request`` either returns a ``ChatRequest`` or raises ``InvalidRequest``
-naming the offending parameter. Unknown fields are ignored, as OpenAI clients send
-many. Z.ai knows neither the ``tool`` role nor assistant ``tool_calls``, so both are
-rendered as text; ``developer`` becomes ``system``.
+``build_chat_request`` takes an already-decoded body (the OpenAI front end decodes
+JSON with ``parse_chat_request``; another front end may build the body itself) and
+either returns a ``ChatRequest`` or raises ``InvalidRequest`` naming the offending
+parameter. Unknown fields are ignored, as OpenAI clients send many. Messages stay
+OpenAI-shaped (``developer`` becomes ``system``, ``function`` becomes ``tool``); each
+upstream maps the model and renders the messages its own way.
+
+Thinking is resolved here, once, for every upstream: the request's own switch
+(``enable_thinking``, ``reasoning_effort``, ``thinking: {"type"}``) wins over the
+``-Thinking`` model suffix, which wins over ``ENABLE_THINKING``.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 PART_TYPES = ("text", "image_url")
 PROMPT_PART_SEPARATOR = "\n"
 THINKING_SUFFIX = "-Thinking"
 SEARCH_SUFFIX = "-Search"
+EFFORTS_OFF = ("none", "minimal")
+TOOL_CHOICES = ("none", "auto", "required")
+MAX_STOP_SEQUENCES = 4
 
 
 @dataclass(frozen=True)
 class ChatRequest:
-    model: str  # as the client asked, echoed back
-    upstream_model: str
-    messages: list[dict]
+    model: str  # the name the client asked for, echoed back in answers
+    messages: list[dict]  # validated OpenAI messages: system/user/assistant/tool, not rendered for any upstream
     stream: bool
     include_usage: bool
-    enable_thinking: bool
-    web_search: bool
-    prompt: str  # the last user message's text: signed, and sent as signature_prompt
-    params: dict = field(default_factory=dict)
+    thinking: bool  # resolved: the request's own switch > -Thinking suffix > ENABLE_THINKING
+    web_search: bool  # -Search suffix (web chat only)
+    params: dict = field(default_factory=dict)  # temperature, top_p, max_tokens, stop
+    tools: tuple[dict, ...] = ()
+    tool_choice: object | None = None
+    has_images: bool = False
 
 
 def _fail(message: str, param: str | None = None) -> InvalidRequest:
     return InvalidRequest(message, param=param)
 
 
-def _optional_bool(body: dict, name: str, default: bool) -> bool:
+def _optional_bool(body: dict, name: str, default: bool | None) -> bool | None:
     value = body.get(name)
     if value is None:
         return default
@@ -65,13 +79,23 @@ def _checked(text: str, where: str, param: str = "messages") -> str:
     return text
 
 
-def _text_of(content, where: str) -> str:
-    """The text of a message content: a string, or the text parts of a content array."""
+def text_of(content) -> str:
+    """The text of a validated message content: a string, or its text parts joined."""
     if isinstance(content, str):
-        return _checked(content, f"{where}.content")
+        return content
+    if not content:
+        return ""
+    return PROMPT_PART_SEPARATOR.join(part["text"] for part in content if part["type"] == "text")
+
+
+def _check_content(content, where: str) -> bool:
+    """Validate a message content (a string or an array of parts); whether it holds images."""
+    if isinstance(content, str):
+        _checked(content, f"{where}.content")
+        return False
     if not isinstance(content, list):
         raise _fail(f"{where}.content must be a string or an array of content parts.", "messages")
-    texts = []
+    images = False
     for i, part in enumerate(content):
         if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
             raise _fail(
@@ -79,34 +103,28 @@ def _text_of(content, where: str) -> str:
         if part["type"] == "text":
             if not isinstance(part.get("text"), str):
                 raise _fail(f"{where}.content[{i}].text must be a string.", "messages")
-            texts.append(_checked(part["text"], f"{where}.content[{i}].text"))
+            _checked(part["text"], f"{where}.content[{i}].text")
         else:
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
             if not isinstance(url, str) or not url:
                 raise _fail(f"{where}.content[{i}].image_url must have a 'url'.", "messages")
             _checked(url, f"{where}.content[{i}].image_url")
-    return PROMPT_PART_SEPARATOR.join(texts)
+            images = True
+    return images
 
 
-def _tool_calls_text(tool_calls, where: str) -> str:
-    if tool_calls is None:
-        return ""
+def _check_tool_calls(tool_calls, where: str) -> None:
     if not isinstance(tool_calls, list):
         raise _fail(f"{where}.tool_calls must be an array of tool calls.", "messages")
-    lines = []
     for i, call in enumerate(tool_calls):
         function = call.get("function", {}) if isinstance(call, dict) else None
         if not isinstance(function, dict):
             raise _fail(f"{where}.tool_calls[{i}] must be an object with a 'function' object.", "messages")
-        arguments = function.get("arguments", "")
-        if not isinstance(arguments, str):
-            arguments = json.dumps(arguments, ensure_ascii=False)
-        lines.append(f"[tool call {call.get('id', '')}] {function.get('name', '')}({arguments})")
-    return "\n".join(lines)
 
 
-def _upstream_message(message, index: int) -> dict:
+def _message(message, index: int) -> tuple[dict, bool]:
+    """(the message, normalised; whether it holds images)."""
     where = f"messages[{index}]"
     if not isinstance(message, dict):
         raise _fail(f"{where} must be an object with 'role' and 'content'.", "messages")
@@ -114,63 +132,110 @@ def _upstream_message(message, index: int) -> dict:
     if role not in ROLES:
         raise _fail(f"{where}.role must be one of: {', '.join(ROLES)}.", "messages")
     content = message.get("content")
-    if role in ("system", "developer", "user", "tool", "function") and content in (None, "", []):
+    if role != "assistant" and content in (None, "", []):
         raise _fail(f"{where} ({role}) has no content.", "messages")
-    if content is not None:
-        _text_of(content, where)  # validates arrays
+    images = content is not None and _check_content(content, where)
     if role == "developer":
-        return {"role": "system", "content": content}
+        return {"role": "system", "content": content}, images
     if role in ("tool", "function"):
-        call = message.get("tool_call_id") or message.get("name") or ""
-        return {"role": "user", "content": f"[tool result {call}]\n{_text_of(content, where)}"}
+        call_id = message.get("tool_call_id") or message.get("name") or ""
+        return {"role": "tool", "tool_call_id": str(call_id), "content": content}, images
     if role == "assistant":
-        text = "" if content is None else _text_of(content, where)
-        calls = _tool_calls_text(message.get("tool_calls"), where)
-        return {"role": "assistant", "content": "\n".join(t for t in (text, calls) if t)}
-    return {"role": role, "content": content}
+        result = {"role": "assistant", "content": content}
+        if message.get("tool_calls") is not None:
+            _check_tool_calls(message["tool_calls"], where)
+            result["tool_calls"] = message["tool_calls"]
+        return result, images
+    return {"role": role, "content": content}, images
 
 
-def resolve_model(requested: str, models: dict[str, str], default_model: str) -> tuple[str, bool, bool]:
-    """(Z.ai model id, thinking forced on, web search on) for a requested model name.
-
-    ``-Thinking`` and ``-Search`` suffixes switch those features; names zto does not
-    map fall back to MODEL_NAME's model, as the original project did.
-    """
+def split_model_suffixes(requested: str) -> tuple[str, bool, bool]:
+    """(model name without suffixes, ``-Thinking`` given, ``-Search`` given)."""
     name, thinking, search = requested, False, False
     for _ in range(2):
         if name.endswith(THINKING_SUFFIX):
             name, thinking = name[: -len(THINKING_SUFFIX)], True
         elif name.endswith(SEARCH_SUFFIX):
             name, search = name[: -len(SEARCH_SUFFIX)], True
-    lowered = {key.lower(): value for key, value in models.items()}
-    return lowered.get(name.lower(), models[default_model]), thinking, search
+    return name, thinking, search
 
 
-def parse_chat_request(raw: bytes, *, models: dict[str, str], default_model: str,
-                       default_stream: bool, default_thinking: bool) -> ChatRequest:
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise _fail("The request body is not valid JSON.") from None
+def requested_thinking(body: dict) -> bool | None:
+    """The request's own thinking switch, or None if it has none. ``enable_thinking``
+    first, then ``thinking: {"type"}`` (Cherry Studio and others), then
+    ``reasoning_effort`` (``none``/``minimal`` = off, any other value = on)."""
+    switch = _optional_bool(body, "enable_thinking", None)
+    if switch is not None:
+        return switch
+    thinking = body.get("thinking")
+    if thinking is not None:
+        kind = thinking.get("type") if isinstance(thinking, dict) else None
+        if kind not in ("enabled", "disabled"):
+            raise _fail("'thinking' must be {\"type\": \"enabled\"} or {\"type\": \"disabled\"}.", "thinking")
+        return kind == "enabled"
+    effort = body.get("reasoning_effort")
+    if effort is not None:
+        if not isinstance(effort, str) or not effort:
+            raise _fail("'reasoning_effort' must be a string such as none, low, medium or high.", "reasoning_effort")
+        return effort.lower() not in EFFORTS_OFF
+    return None
+
+
+def _tools(body: dict) -> tuple[tuple[dict, ...], object | None]:
+    tools = body.get("tools")
+    if tools is None:
+        tools = []
+    if not isinstance(tools, list):
+        raise _fail("'tools' must be an array of tools.", "tools")
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            raise _fail(f"tools[{i}] must be {{\"type\": \"function\", \"function\": {{\"name\", ...}}}}.", "tools")
+    choice = body.get("tool_choice")
+    if choice is not None and choice not in TOOL_CHOICES:
+        function = choice.get("function") if isinstance(choice, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise _fail("'tool_choice' must be none, auto, required or {\"type\": \"function\", "
+                        "\"function\": {\"name\"}}.", "tool_choice")
+    return tuple(tools), choice
+
+
+def _stop(body: dict) -> str | list[str] | None:
+    stop = body.get("stop")
+    if stop is None:
+        return None
+    if isinstance(stop, str):
+        return _checked(stop, "'stop'", "stop")
+    if (not isinstance(stop, list) or len(stop) > MAX_STOP_SEQUENCES
+            or not all(isinstance(s, str) for s in stop)):
+        raise _fail(f"'stop' must be a string or an array of at most {MAX_STOP_SEQUENCES} strings.", "stop")
+    return [_checked(s, "'stop'", "stop") for s in stop]
+
+
+def build_chat_request(body: dict, *, settings: Settings) -> ChatRequest:
     if not isinstance(body, dict):
         raise _fail("The request body must be a JSON object.")
 
-    model = body.get("model", default_model)
+    model = body.get("model", settings.model_name)
     if not isinstance(model, str) or not model.strip():
         raise _fail("'model' must be a non-empty string.", "model")
     _checked(model, "'model'", "model")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
+    raw_messages = body.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
         raise _fail("'messages' must be a non-empty array of messages.", "messages")
-    upstream_messages = [_upstream_message(m, i) for i, m in enumerate(messages)]
+    checked = [_message(m, i) for i, m in enumerate(raw_messages)]
+    messages = [message for message, _ in checked]
+    # Every upstream needs something to answer: a question, or a tool's result.
+    if not any(m["role"] in ("user", "tool") for m in messages):
+        raise _fail("'messages' must include at least one user message.", "messages")
 
-    stream = _optional_bool(body, "stream", default_stream)
+    stream = _optional_bool(body, "stream", settings.default_stream)
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise _fail("'stream_options' must be an object.", "stream_options")
     include_usage = _optional_bool(options or {}, "include_usage", False)
 
-    params = {}
+    params: dict = {}
     for name, low, high in (("temperature", 0, 2), ("top_p", 0, 1)):
         value = _number(body, name, low, high)
         if value is not None:
@@ -181,22 +246,33 @@ def parse_chat_request(raw: bytes, *, models: dict[str, str], default_model: str
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise _fail(f"'{tokens_param}' must be a whole number of at least 1.", tokens_param)
         params["max_tokens"] = max_tokens
+    stop = _stop(body)
+    if stop is not None:
+        params["stop"] = stop
+    tools, tool_choice = _tools(body)
 
-    upstream_model, thinking_by_name, search = resolve_model(model, models, default_model)
-    enable_thinking = _optional_bool(body, "enable_thinking", default_thinking) or thinking_by_name
-    # Signed as Z.ai sees it: tool results are sent as user messages too.
-    user_messages = [m for m in upstream_messages if m["role"] == "user"]
-    if not user_messages:
-        raise _fail("'messages' must include at least one user message.", "messages")
-    prompt = _text_of(user_messages[-1]["content"], "messages")
+    _, thinking_by_name, search = split_model_suffixes(model)
+    thinking = requested_thinking(body)
+    if thinking is None:
+        thinking = thinking_by_name or settings.enable_thinking
     return ChatRequest(
         model=model,
-        upstream_model=upstream_model,
-        messages=upstream_messages,
+        messages=messages,
         stream=stream,
         include_usage=include_usage,
-        enable_thinking=enable_thinking,
+        thinking=thinking,
         web_search=search,
-        prompt=prompt,
         params=params,
+        tools=tools,
+        tool_choice=tool_choice,
+        has_images=any(images for _, images in checked),
     )
+
+
+def parse_chat_request(raw: bytes, *, settings: Settings) -> ChatRequest:
+    """JSON-decode an OpenAI request body and build its ``ChatRequest``."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise _fail("The request body is not valid JSON.") from None
+    return build_chat_request(body, settings=settings)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
 from .metrics import Metrics
 from .settings import Settings
 from .stats import Stats
-from .upstream import ZaiClient
+
+if TYPE_CHECKING:
+    from .upstreams import Upstreams
 
 
 @dataclass(frozen=True)
 class Resources:
     settings: Settings
-    client: ZaiClient
+    upstreams: Upstreams
     stats: Stats
     metrics: Metrics
 

@@ -8,7 +8,7 @@
         ├── UpstreamTimeout   504   Z.ai stayed silent too long
         └── UpstreamRejected  *     Z.ai answered with an error (status chosen by kind)
 
-The upstream clients catch their HTTP library's exceptions and raise these instead.
+The upstream clients (``http.py``) catch their HTTP library's exceptions and raise these instead.
 A pure leaf module (no Flask, no HTTP), like requests' ``exceptions.py``: anything may
 import it. ``error_handlers.py`` renders every error as
 ``{"error": {"message", "type", "param", "code"}}``.
@@ -75,8 +75,11 @@ class UpstreamTimeout(UpstreamError):
 
 
 class UpstreamRejected(UpstreamError):
-    """Z.ai answered with an error. ``retryable`` marks those another token may fix."""
+    """Z.ai answered with an error. ``retryable`` marks those another token may fix;
+    ``fallback`` those after which another upstream may answer (``UPSTREAMS=web,api``)."""
 
-    def __init__(self, message: str, *, status: int = 502, code: str = "upstream_error", retryable: bool = False):
+    def __init__(self, message: str, *, status: int = 502, code: str = "upstream_error", retryable: bool = False,
+                 fallback: bool = False):
         super().__init__(message, status=status, code=code)
         self.retryable = retryable
+        self.fallback = fallback

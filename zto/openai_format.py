@@ -3,7 +3,9 @@
 ``ThinkingPresenter`` decides where reasoning goes for each ``THINKING_MODE``;
 ``ChunkEncoder`` writes ``chat.completion.chunk`` SSE lines for one stream (one id,
 one ``created``, the model the client asked for), building each from a prefix
-serialised once; ``completion_body`` builds the non-streaming answer. Pure code.
+serialised once, tool-call deltas included; ``completion_body`` builds the
+non-streaming answer, with ``merge_tool_calls`` joining streamed tool-call deltas.
+Pure code.
 """
 
 from __future__ import annotations
@@ -95,12 +97,14 @@ class ChunkEncoder:
     def role(self) -> bytes:
         return self._choice({"role": "assistant", "content": ""}, None)
 
-    def delta(self, reasoning: str, content: str) -> bytes:
+    def delta(self, reasoning: str, content: str, tool_calls: tuple[dict, ...] = ()) -> bytes:
         delta = {}
         if reasoning:
             delta["reasoning_content"] = reasoning
         if content:
             delta["content"] = content
+        if tool_calls:
+            delta["tool_calls"] = list(tool_calls)
         return self._choice(delta, None)
 
     def finish(self, reason: str = "stop") -> bytes:
@@ -114,12 +118,35 @@ def error_event(error_body: dict) -> bytes:
     return b"data: " + _dumps(error_body).encode() + b"\n\n"
 
 
+def merge_tool_calls(deltas: list[dict]) -> list[dict]:
+    """Whole tool calls from streamed tool-call deltas: pieces of one call share its
+    ``index``; ``function.arguments`` pieces are joined in order."""
+    calls: dict[int, dict] = {}
+    for delta in deltas:
+        call = calls.setdefault(delta.get("index", 0), {"id": "", "type": "function",
+                                                         "function": {"name": "", "arguments": ""}})
+        if delta.get("id"):
+            call["id"] = delta["id"]
+        if delta.get("type"):
+            call["type"] = delta["type"]
+        function = delta.get("function") or {}
+        if function.get("name"):
+            call["function"]["name"] = function["name"]
+        if function.get("arguments"):
+            call["function"]["arguments"] += function["arguments"]
+    return [calls[index] for index in sorted(calls)]
+
+
 def completion_body(
-    model: str, reasoning: str, content: str, usage: dict | None, finish_reason: str = "stop"
+    model: str, reasoning: str, content: str, usage: dict | None, finish_reason: str = "stop",
+    tool_calls: list[dict] | None = None,
 ) -> dict:
-    message = {"role": "assistant", "content": content}
+    # OpenAI's message has a null content when the model only called tools.
+    message = {"role": "assistant", "content": None if tool_calls and not content else content}
     if reasoning:
         message["reasoning_content"] = reasoning
+    if tool_calls:
+        message["tool_calls"] = tool_calls
     return {
         "id": new_completion_id(),
         "object": "chat.completion",

@@ -31,6 +31,8 @@ class PendingRequest:
     model: str | None = None
     stream: bool = False
     error: str | None = None  # an error code, or "client_disconnected"
+    upstream: str | None = None  # "web" or "api": which upstream answered
+    fell_back: bool = False  # another upstream refused first
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class RequestRecord:
     model: str | None
     stream: bool
     error: str | None
+    upstream: str | None = None
+    fell_back: bool = False
 
     @property
     def ok(self) -> bool:
@@ -81,7 +85,7 @@ class Stats:
             time=pending.started_at, method=pending.method, path=pending.path, status=status,
             duration_ms=round((time.perf_counter() - pending.started) * 1000, 2),
             client_ip=pending.client_ip, user_agent=pending.user_agent, model=pending.model,
-            stream=pending.stream, error=pending.error,
+            stream=pending.stream, error=pending.error, upstream=pending.upstream, fell_back=pending.fell_back,
         )
         with self._lock:
             self._in_flight -= 1

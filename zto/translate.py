@@ -27,27 +27,41 @@ TOOL_OPEN = "<glm_block"
 TOOL_CLOSE = "</glm_block>"
 
 
+CAPTCHA_CODE = "FRONTEND_CAPTCHA_REQUIRED"
+
+
 @dataclass(frozen=True)
 class UpstreamFailure:
     """An error Z.ai reported inside its stream."""
 
     message: str
     code: int | None = None
+    captcha: bool = False  # the refusal of May 2026: every answer needs a captcha proof
+
+
+def is_captcha_refusal(error: dict) -> bool:
+    """Whether an error object (or event) is Z.ai's captcha refusal."""
+    return CAPTCHA_CODE in (error.get("code"), error.get("error_code")) or "captcha_error_type" in error
 
 
 def find_error(event: dict) -> UpstreamFailure | None:
-    """The error an event carries at the top level, in ``data`` or in ``data.data``."""
+    """The error an event carries at the top level, in ``data`` or in ``data.data``; the
+    captcha refusal's fields count wherever they are."""
     data = event.get("data")
-    candidates = [event.get("error")]
+    levels = [event]
     if isinstance(data, dict):
-        candidates.append(data.get("error"))
+        levels.append(data)
         inner = data.get("data")
         if isinstance(inner, dict):
-            candidates.append(inner.get("error"))
+            levels.append(inner)
+    candidates = [level.get("error") for level in levels] + [level for level in levels if is_captcha_refusal(level)]
     for error in candidates:
         if isinstance(error, dict) and error:
             message = error.get("detail") or error.get("message") or str(error)
             code = error.get("code")
+            if is_captcha_refusal(error):
+                kind = error.get("captcha_error_type") or "required"
+                return UpstreamFailure(f"captcha {kind} ({CAPTCHA_CODE}): {message}", captcha=True)
             return UpstreamFailure(str(message), code if isinstance(code, int) else None)
         if isinstance(error, str) and error:
             return UpstreamFailure(error)

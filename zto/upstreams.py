@@ -9,15 +9,28 @@ adapters, not N x M.
 
 Pieces carry raw text: reasoning is *not* yet shaped by ``THINKING_MODE`` (that is
 the OpenAI front end's business; Anthropic's has thinking blocks of its own).
+
+``Upstreams`` is what front ends call: it holds the configured upstreams in
+``UPSTREAMS`` order, sends a request the first of them cannot fully serve (tools,
+images) to one that can, and when an upstream refuses before its first byte with a
+refusal marked ``fallback`` (the web chat's captcha, say), asks the next one. The
+client sees one answer; ``Answer.fell_back`` says it came the long way round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+from .errors import UpstreamRejected
 
 if TYPE_CHECKING:
     from .chat_request import ChatRequest
+    from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+WARNED_CLIENTS_LIMIT = 10000  # clients remembered for the once-per-client warning log
 
 
 class Piece(NamedTuple):
@@ -69,3 +82,55 @@ class Upstream(Protocol):
     def start(self, chat: ChatRequest) -> Answer:
         """Open and start an answer, with the one retry on another token or key;
         raise ``UpstreamError`` if it cannot."""
+
+
+class Upstreams:
+    """The configured upstreams, in order, and the fallback between them."""
+
+    def __init__(self, upstreams: Sequence[Upstream], metrics: Metrics) -> None:
+        if not upstreams:
+            raise ValueError("Upstreams needs at least one upstream")
+        self.upstreams = tuple(upstreams)
+        self._metrics = metrics
+        self._warned: set[str] = set()
+
+    def models(self) -> list[str]:
+        """Every model name the configured upstreams serve, each once, in order."""
+        seen: dict[str, str] = {}
+        for upstream in self.upstreams:
+            for name in upstream.models():
+                seen.setdefault(name.lower(), name)
+        return list(seen.values())
+
+    def _route(self, chat: ChatRequest) -> tuple[tuple[Upstream, ...], str | None]:
+        """(the upstreams to try in order, a warning if none can fully serve ``chat``)."""
+        able = tuple(u for u in self.upstreams if u.unsupported(chat) is None)
+        if able:
+            return able, None
+        return self.upstreams, self.upstreams[0].unsupported(chat)
+
+    def warning(self, chat: ChatRequest, client: str) -> str | None:
+        """What ``chat`` will be answered without, if no upstream can fully serve it;
+        logged once per client."""
+        _, warning = self._route(chat)
+        if warning is not None and client not in self._warned:
+            if len(self._warned) >= WARNED_CLIENTS_LIMIT:
+                self._warned.clear()
+            self._warned.add(client)
+            log.warning("%s (client %s; tool calling needs the official API: ZAI_API_KEY)", warning, client)
+        return warning
+
+    def start(self, chat: ChatRequest) -> Answer:
+        """Start an answer on the first upstream that gives one."""
+        order, _ = self._route(chat)
+        for i, upstream in enumerate(order):
+            try:
+                answer = upstream.start(chat)
+            except UpstreamRejected as error:
+                if not error.fallback or i + 1 == len(order):
+                    raise
+                log.info("%s refused (%s): asking %s instead", upstream.name, error.code, order[i + 1].name)
+                continue
+            answer.fell_back = i > 0
+            return answer
+        raise AssertionError("unreachable")
