@@ -1,11 +1,12 @@
-# zto: `make run` starts the service, `make test` runs the whole suite, `make bench` measures it (bench/).
-# Both create .venv and install what they need on first use.
+# zto: `make run` starts the service, `make test` runs the whole suite, `make bench` measures it (bench/),
+# `make doctor` checks the setup against the real upstreams.
+# Each creates .venv and installs what it needs on first use.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench doctor clean
 
 run: $(VENV)/.runtime
 	exec $(BIN)/gunicorn -c gunicorn.conf.py
@@ -21,6 +22,11 @@ lint: $(VENV)/.dev
 # directly; prints the table, writes bench/results/latest.json. BENCH_ARGS="--quick --only a,c".
 bench: $(VENV)/.runtime
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Check the configured setup (environment, .env.local, .env) against the real upstreams,
+# one line per step; exits 0 only if some configured upstream answers (README, Troubleshooting).
+doctor: $(VENV)/.runtime
+	$(BIN)/python -m zto doctor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -303,6 +303,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, self.fake._users[token])
         elif token:
             self._send(401, {"detail": "401: Invalid token"})
+        elif self.fake.guest_status != 200:
+            self._send(self.fake.guest_status, {"detail": "Guest access is not available"})
         else:
             self._send(200, self.fake._new_guest())
 
@@ -454,6 +456,7 @@ class FakeZai:
         self.latency = latency  # seconds before the headers of every answer: a simulated round trip
         self.port = port
         self.landing_status = 200  # anything else: the landing page answers that status, no version
+        self.guest_status = 200  # anything else: guest tokens are refused with that status
         self.captcha_required = False  # True: every completion gets the captcha refusal
         self.requests: list[RecordedRequest] = []
         self.seen: list[tuple[str, str, dict]] = []  # every request: (method, path, lower-case headers)
@@ -531,6 +534,7 @@ class FakeZai:
             self.guest_tokens.clear()
             self._failures.clear()
             self.captcha_required = False
+            self.guest_status = 200
 
     # -- used by the handler
     def _connection_opened(self, sock) -> None:

@@ -8,7 +8,7 @@ is fetched ahead by short-lived background threads, several at once; the reserve
 grows when demand outruns it. Each guest is used once, and one left unused for longer
 than ``max_age_s`` is thrown away rather than handed out. Both offer
 ``another(failed)`` for the one retry after a 401, 429 or concurrency error. ``user_id_of`` reads the user id from a JWT, unverified, as
-Z.ai's front end does.
+Z.ai's front end does (``jwt_claims`` reads the whole payload).
 """
 
 from __future__ import annotations
@@ -118,20 +118,25 @@ class GuestTokens:
             self._fill_in_background()
 
 
-def user_id_of(token: str) -> str:
-    """The first non-empty id claim of a JWT's payload, or ``guest``."""
+def jwt_claims(token: str) -> dict:
+    """The claims of a JWT's payload, read and never verified; {} if it has none."""
     parts = token.split(".")
     if len(parts) < 2:
-        return "guest"
+        return {}
     payload = parts[1] + "=" * (-len(parts[1]) % 4)
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload))
     except ValueError:
-        return "guest"
-    if isinstance(claims, dict):
-        for claim in USER_ID_CLAIMS:
-            if claims.get(claim) not in (None, ""):
-                return str(claims[claim])
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def user_id_of(token: str) -> str:
+    """The first non-empty id claim of a JWT's payload, or ``guest``."""
+    claims = jwt_claims(token)
+    for claim in USER_ID_CLAIMS:
+        if claims.get(claim) not in (None, ""):
+            return str(claims[claim])
     return "guest"
 
 
