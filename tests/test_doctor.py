@@ -369,6 +369,8 @@ def test_each_token_gets_a_completion_until_one_answers(fake, make_settings):
 
 
 @pytest.mark.parametrize(("arrange", "outcome", "setting"), [
+    (lambda fake, s: setattr(fake, "captcha_required", True), "captcha", "ZAI_API_KEY"),
+    (lambda fake, s: fake.fail_next("captcha_http"), "captcha", "UPSTREAMS=web,api"),
     (lambda fake, s: fake.fail_next("user_level"), "refused for this user level (403)", "ZAI_TOKEN"),
     (lambda fake, s: setattr(fake, "min_fe_version", "prod-fe-9.0.0"), "front-end version rejected (426)",
      "FE_VERSION"),
@@ -376,7 +378,7 @@ def test_each_token_gets_a_completion_until_one_answers(fake, make_settings):
     (lambda fake, s: setattr(fake, "scheme", "sha256"), "signature rejected", "SIGNATURE_SCHEME"),
     (lambda fake, s: fake.fail_next("405"), "firewall (405)", "UPSTREAM_PROXY"),
     (lambda fake, s: fake.fail_next("429"), "rate-limited (429)", "ZAI_TOKEN"),
-], ids=["user_level", "426", "signature_secret", "signature_scheme", "firewall", "rate_limited"])
+], ids=["captcha", "captcha_http", "user_level", "426", "signature_secret", "signature_scheme", "firewall", "rate_limited"])
 def test_each_web_refusal_is_named_with_its_setting(fake, make_settings, arrange, outcome, setting):
     overrides: dict = {}
     arrange(fake, overrides)

@@ -23,7 +23,6 @@ never appear whole in its output. It exits 0 only if some configured upstream an
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import socket
 import sys
@@ -249,11 +248,16 @@ class Doctor:
 
     # -- 3. the web chat -------------------------------------------------------------
 
-    def web_settings(self, timeout: float, **changes) -> Settings:
-        return replace(self.settings, connect_timeout_s=timeout, read_timeout_s=timeout, **changes)
+    def web_chat(self, session, timeout: float, **changes):
+        """The service's web-chat upstream, with this step's timeout and ``changes``."""
+        from .metrics import NO_METRICS
+        from .web_chat import WebChat
+
+        settings = replace(self.settings, connect_timeout_s=timeout, read_timeout_s=timeout, **changes)
+        return WebChat(settings, session, NO_METRICS)
 
     def check_web(self) -> bool:
-        from .upstream import build_session
+        from .http import build_session
 
         if not self.check_origin(self.settings.upstream_url, "UPSTREAM_URL"):
             self.report.step("fail", "web chat", "not checked further: its origin is unreachable")
@@ -275,11 +279,10 @@ class Doctor:
         """The front-end version the service would send."""
         from .errors import UpstreamError
         from .fe_version import newest_version, version_key
-        from .upstream import ZaiClient
 
         s = self.settings
         what = f"web landing page {s.upstream_origin}/"
-        client = ZaiClient(self.web_settings(self.budget.timeout()), session)
+        client = self.web_chat(session, self.budget.timeout())
         status = "fail" if s.fe_version_discovery else "warn"
         try:
             found = newest_version(client.fetch_landing_page())
@@ -305,10 +308,9 @@ class Doctor:
     def web_tokens(self, session) -> list[tuple[str, str]]:
         """(label, token) of the tokens to try a completion with."""
         from .errors import UpstreamError
-        from .upstream import ZaiClient
 
         if not self.settings.zai_tokens:
-            client = ZaiClient(self.web_settings(self.budget.timeout()), session)
+            client = self.web_chat(session, self.budget.timeout())
             try:
                 token = client.fetch_guest_token()
             except UpstreamError as exc:
@@ -342,26 +344,22 @@ class Doctor:
 
     def web_completion(self, session, version: str, label: str, token: str) -> tuple[str, bool]:
         """(outcome code, answered) of a one-word completion with ``token``."""
-        from .chat_request import parse_chat_request
-        from .completions import start_answer
         from .errors import UpstreamError
-        from .upstream import ZaiClient
+        from .web_request import resolve_model
 
         s = self.settings
         timeout = self.budget.timeout(self.budget.completion_s)
         deadline = time.monotonic() + timeout
-        body = {"model": s.model_name, "messages": [{"role": "user", "content": PROMPT}], "enable_thinking": False}
-        chat = parse_chat_request(json.dumps(body).encode(), models=s.models, default_model=s.model_name,
-                                  default_stream=True, default_thinking=False)
-        what = f"web completion ({s.model_name} → {chat.upstream_model}, {label})"
-        client = ZaiClient(self.web_settings(timeout, zai_tokens=(token,), fe_version=version,
-                                             fe_version_discovery=False), session)
+        chat = one_word_chat(s)
+        what = f"web completion ({s.model_name} → {resolve_model(s.model_name, s.models, s.model_name)[0]}, {label})"
+        # Exactly this token and this version: no second token, no second look at the page.
+        client = self.web_chat(session, timeout, zai_tokens=(token,), fe_version=version, fe_version_discovery=False)
         text = []
         try:
-            answer = start_answer(client, chat, "strip")
+            answer = client.start(chat)
             try:
-                for _, content in answer.pieces():
-                    text.append(content)
+                for piece in answer.pieces():
+                    text.append(piece.content)
                     if time.monotonic() > deadline:
                         break
             finally:
@@ -374,6 +372,14 @@ class Doctor:
         shown = shown[:SHOWN_ANSWER_CHARS] + ("…" if len(shown) > SHOWN_ANSWER_CHARS else "")
         self.report.step("ok", what, f"answered: {shown!r}")
         return "answered", True
+
+
+def one_word_chat(settings: Settings, **body):
+    """The smallest real question, as the service builds it from a client's request."""
+    from .chat_request import build_chat_request
+
+    return build_chat_request({"model": settings.model_name, "messages": [{"role": "user", "content": PROMPT}],
+                               "stream": True, "enable_thinking": False, **body}, settings=settings)
 
 
 def run(settings: Settings, write: Callable[[str], None], *, resolver: netcheck.Resolver = netcheck.system_resolver,
