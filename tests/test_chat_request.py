@@ -331,3 +331,45 @@ def test_default_model_name_outside_the_map_uses_the_first_id(tmp_path):
     settings = load_settings({"MODEL_NAME": "My-GLM"}, env_dir=tmp_path)
     assert resolve_model("anything", settings.models, settings.model_name) == ("GLM-4-6-API-V1", False, False)
     assert resolve_model("My-GLM-Thinking", settings.models, settings.model_name) == ("GLM-4-6-API-V1", True, False)
+
+
+# ---- thinking switches, tools, stop ------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "default", "expected"), [
+    ({"reasoning_effort": "medium"}, False, True),
+    ({"reasoning_effort": "NONE"}, True, False),
+    ({"reasoning_effort": "minimal"}, True, False),
+    ({"thinking": {"type": "enabled", "budget_tokens": 100}}, False, True),
+    ({"thinking": {"type": "disabled"}}, True, False),
+    ({"model": "GLM-4.6-Thinking", "reasoning_effort": "none"}, False, False),
+    ({"model": "GLM-4.6-Thinking", "enable_thinking": False}, False, False),
+    ({"model": "GLM-4.6-Thinking"}, False, True),
+    ({"enable_thinking": False, "thinking": {"type": "enabled"}}, True, False),
+])
+def test_the_requests_own_thinking_switch_wins(body, default, expected):
+    assert parse({"messages": HI, **body}, default_thinking=default).thinking is expected
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("thinking", {"type": "on"}), ("thinking", "enabled"), ("thinking", {}),
+    ("reasoning_effort", 1), ("reasoning_effort", ""), ("reasoning_effort", ["high"]),
+    ("tools", {"type": "function"}), ("tools", [{"type": "function"}]), ("tools", [{"function": {"name": ""}}]),
+    ("tool_choice", "sometimes"), ("tool_choice", {"type": "function"}), ("tool_choice", 3),
+    ("stop", 3), ("stop", ["a", 1]), ("stop", ["a", "b", "c", "d", "e"]),
+])
+def test_wrong_switches_tools_and_stops(name, value):
+    assert rejected({"messages": HI, name: value}).param == name
+
+
+def test_tools_tool_choice_and_stop_are_kept_as_sent():
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    choice = {"type": "function", "function": {"name": "f"}}
+    chat = parse({"messages": HI, "tools": [tool], "tool_choice": choice, "stop": ["END"]})
+    assert chat.tools == (tool,) and chat.tool_choice == choice and chat.params == {"stop": ["END"]}
+    assert parse({"messages": HI, "stop": "END"}).params == {"stop": "END"}
+
+
+def test_a_tool_result_is_something_to_answer():
+    messages = [{"role": "assistant", "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "42"}]
+    assert parse({"messages": messages}).messages[1]["role"] == "tool"

@@ -361,3 +361,19 @@ def test_debug_log_holds_no_secrets(configured, configured_fake, sdk):
     assert "upstream call" in log  # DEBUG_MODE really is on
     for secret in (STATIC_TOKEN, *ENV_KEYS, LOCAL_KEY):
         assert secret not in log
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_web_captcha_refusal_is_a_permission_error_not_retried(live, shared_fake, stream):
+    """What a user of the web chat alone meets since May 2026: one clear 403, never
+    retried, neither by zto with another token nor by the client library."""
+    shared_fake.captcha_required = True
+    client = openai.OpenAI(api_key=API_KEY, base_url=live.base_url, timeout=20)  # the library's own retries on
+    try:
+        with pytest.raises(openai.PermissionDeniedError) as info:
+            client.chat.completions.create(model="GLM-4.6", messages=user("hi"), stream=stream)
+    finally:
+        client.close()
+    assert info.value.status_code == 403 and info.value.code == "upstream_captcha_required"
+    assert "ZAI_API_KEY" in info.value.message and "UPSTREAMS=web,api" in info.value.message
+    assert len(shared_fake.requests) == 1

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from zai_scenarios import SCENARIOS
-from zto.openai_format import DONE, ChunkEncoder, ThinkingPresenter, completion_body, error_event, normalize_usage
+from zto.openai_format import (
+    DONE,
+    ChunkEncoder,
+    ThinkingPresenter,
+    completion_body,
+    error_event,
+    merge_tool_calls,
+    normalize_usage,
+)
 from zto.translate import AnswerAssembler
 
 REASONING = ["Let me ", "think.\nDone."]
@@ -226,3 +234,35 @@ def test_completion_body_without_reasoning_has_no_reasoning_field():
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "Hi"}
     assert body["choices"][0]["finish_reason"] == "length"
     assert body["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+# ---- tool calls ---------------------------------------------------------------------------
+
+def test_tool_call_deltas_are_merged_by_index():
+    deltas = [
+        {"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""}},
+        {"index": 1, "id": "call_b", "type": "function", "function": {"name": "g", "arguments": "{}"}},
+        {"index": 0, "function": {"arguments": '{"x": '}},
+        {"index": 0, "function": {"arguments": "1}"}},
+    ]
+    assert merge_tool_calls(deltas) == [
+        {"id": "call_a", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}},
+        {"id": "call_b", "type": "function", "function": {"name": "g", "arguments": "{}"}},
+    ]
+    assert merge_tool_calls([]) == []
+
+
+def test_tool_call_deltas_in_a_chunk_and_the_finish_reason():
+    encoder = ChunkEncoder("GLM-4.6", "chatcmpl-x", 1)
+    call = {"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""}}
+    choice = json.loads(encoder.delta("", "", (call,))[6:])["choices"][0]
+    assert choice["delta"] == {"tool_calls": [call]}
+    assert json.loads(encoder.finish("tool_calls")[6:])["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_a_whole_answer_with_tool_calls_has_null_content():
+    calls = [{"id": "call_a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    body = completion_body("GLM-4.6", "", "", None, "tool_calls", calls)
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": None, "tool_calls": calls}
+    assert body["choices"][0]["finish_reason"] == "tool_calls"
+    assert completion_body("GLM-4.6", "", "", None)["choices"][0]["message"]["content"] == ""

@@ -6,8 +6,9 @@
 one), so every app, and every test, counts from zero. The hooks are called where the
 events happen: ``observe_request`` when a request ends (``create_app``'s tracking),
 ``first_token`` / ``stream_opened`` / ``stream_closed`` from the SSE generator,
-``upstream_error`` wherever a Z.ai failure surfaces or causes a retry, and
-``upstream_opened`` around each open upstream answer ("tokens in use", by token kind;
+``upstream_error`` wherever a Z.ai failure surfaces or causes a retry,
+``upstream_answered`` when the router has an answer (by upstream, and whether it fell
+back), and ``upstream_opened`` around each open upstream answer ("tokens in use", by token kind;
 never the token itself). Each hook is a dictionary lookup and a locked add.
 
 Like the dashboard's statistics, the numbers are per worker process.
@@ -69,6 +70,9 @@ class Metrics:
         self.tokens_in_use = Gauge(
             "zto_upstream_tokens_in_use", "Z.ai tokens in use: upstream answers being read, by token kind.",
             ["token_kind"], registry=registry)
+        self.answers = Counter(
+            "zto_upstream_answers", "Answers started, by the upstream that gave them and whether another refused first.",
+            ["upstream", "fell_back"], registry=registry)
         for kind in TOKEN_KINDS:
             self.tokens_in_use.labels(kind)
         # Every kind shows from the start (at 0), so an alert on a rate has a series to watch.
@@ -98,6 +102,9 @@ class Metrics:
         gauge.inc()
         return gauge.dec
 
+    def upstream_answered(self, upstream: str, fell_back: bool) -> None:
+        self.answers.labels(upstream, "true" if fell_back else "false").inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -125,6 +132,9 @@ class NoMetrics(Metrics):
 
     def upstream_opened(self, token_kind: str) -> Callable[[], None]:
         return _nothing
+
+    def upstream_answered(self, upstream: str, fell_back: bool) -> None:
+        pass
 
 
 def _nothing() -> None:

@@ -132,5 +132,6 @@ class Upstreams:
                 log.info("%s refused (%s): asking %s instead", upstream.name, error.code, order[i + 1].name)
                 continue
             answer.fell_back = i > 0
+            self._metrics.upstream_answered(answer.upstream, answer.fell_back)
             return answer
         raise AssertionError("unreachable")

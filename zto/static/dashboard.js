@@ -87,6 +87,7 @@
       cell(tr, "Method", r.method);
       cell(tr, "Path", r.path, "path");
       cell(tr, "Model", r.model || "–");
+      cell(tr, "Upstream", r.upstream ? r.upstream + (r.fell_back ? " (fallback)" : "") : "–", "nowrap");
       const status = cell(tr, "Status", "");
       const badge = document.createElement("span");
       badge.className = "badge " + (r.ok ? "ok" : "fail");
