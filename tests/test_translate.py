@@ -347,3 +347,52 @@ def test_reasoning_rendered_line_by_line_equals_the_full_render(deltas, summary)
     shown.append(assembler.finish()[0])
     body = (opener + "".join(deltas)).split(">", 1)[1]
     assert "".join(shown) == render_reasoning(body, closed=True)
+
+
+# ---- tail edits among plain pieces ------------------------------------------------
+
+def test_tail_edit_after_several_plain_pieces_does_not_repeat_text():
+    """Z.ai's browser shows "toketoketoke [tail]": the edit cuts at offset 8 and rewrites."""
+    events = answer("toke", "toke", "toke") + [chunk("answer", edit_index=8, edit_content="toke [tail]")]
+    _, pieces = run(events)
+    assert joined(pieces) == ("", "toketoketoke [tail]")
+
+
+PLAIN = st.text(alphabet="ab ,.\n你🙂", min_size=1, max_size=6)
+
+
+@st.composite
+def plain_pieces_and_tail_edits(draw, prefix: str = ""):
+    """Events a browser would replay: any number of plain appends between tail rewrites
+    that repeat the text they cut and add some; and the raw message they leave."""
+    raw, events = prefix, []
+    if prefix:
+        events.append(chunk("thinking", delta_content=prefix))
+    for _ in range(draw(st.integers(1, 6))):
+        for piece in draw(st.lists(PLAIN, max_size=6)):
+            raw += piece
+            events.append(chunk("answer", delta_content=piece))
+        cut = draw(st.integers(len(prefix), len(raw)))
+        rewrite = raw[cut:] + draw(st.text(alphabet="xy 🙂", max_size=4))
+        events.append(chunk("answer", edit_index=utf16_len(raw[:cut]), edit_content=rewrite))
+        raw = raw[:cut] + rewrite
+    return events, raw
+
+
+@settings(max_examples=300, deadline=None)
+@given(plain_pieces_and_tail_edits())
+def test_tail_edits_among_any_number_of_plain_pieces_show_the_browsers_text(case):
+    events, raw = case
+    _, pieces = run(events)
+    assert joined(pieces) == ("", render_answer(raw, final=True)[0])
+
+
+REASONED = OPENER + "Hmm.\n</details>\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(plain_pieces_and_tail_edits(prefix=REASONED))
+def test_tail_edits_after_reasoning_show_the_browsers_text(case):
+    events, raw = case
+    _, pieces = run(events)
+    assert joined(pieces) == ("Hmm.", render_answer(raw[len(REASONED):], final=True)[0])

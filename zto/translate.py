@@ -195,8 +195,9 @@ class AnswerAssembler:
         self._appended.append(text)
 
     def _edit(self, units: int, text: str) -> None:
-        index = utf16_to_index(self.raw, units) if self._astral else max(units, 0)
-        self._raw = self._raw[:index]
+        raw = self.raw  # joins the pending appends: the cut applies to the whole message
+        index = utf16_to_index(raw, units) if self._astral else max(units, 0)
+        self._raw = raw[:index]
         self._lines_from = -1
         if self._answer_at is not None and index < self._answer_at:
             self._answer_at = None
