@@ -20,4 +20,6 @@ EXPOSE 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"9090\")}/healthz', timeout=4)"
 
+# Set DEFAULT_KEY (docker run -e DEFAULT_KEY=...): the published default, sk-your-key,
+# is accepted only from inside the container, so with it no client is served.
 CMD ["gunicorn", "-c", "gunicorn.conf.py"]

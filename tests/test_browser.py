@@ -169,11 +169,14 @@ def test_dashboard_shows_the_traffic_and_updates_itself(live, browser):
     rows = browser.find_elements(By.CSS_SELECTOR, "#requests-body tr")
     assert len(rows) == 20
     first = rows[0].find_elements(By.TAG_NAME, "td")
-    assert first[1].text == "GET" and first[2].text == "/v1/models" and first[8].text == HOSTILE_AGENT
+    assert first[1].text == "GET" and first[2].text == "/v1/models" and first[9].text == HOSTILE_AGENT
     assert browser.find_elements(By.CSS_SELECTOR, "#requests-body img") == []
     assert browser.title != "pwned" and browser.execute_script("return window.pwned") is None
     statuses = [row.find_elements(By.TAG_NAME, "td")[5].text for row in rows[:4]]
-    assert statuses[0] == "200" and statuses[1].startswith("502")
+    assert statuses[0] == "200" and statuses[1] == "502"
+    errors = {row.find_elements(By.TAG_NAME, "td")[5].text: row.find_elements(By.TAG_NAME, "td")[6].text
+              for row in rows[:4]}
+    assert errors["502"] == "upstream_error" and errors["401"] == "invalid_api_key" and errors["200"] == "–"
     # A stream is recorded when gunicorn closes it, which may come after the next request.
     assert sorted(statuses[2:4]) == ["200", "401"]
     models = [row.find_elements(By.TAG_NAME, "td")[3].text for row in rows[:6]]

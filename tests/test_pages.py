@@ -429,7 +429,7 @@ def test_each_recent_request_says_whether_it_succeeded(client, auth):
     recent = client.get("/dashboard/requests").get_json()
     assert [(r["status"], r["error"], r["ok"]) for r in recent] == [
         (200, "client_disconnected", True), (200, recent[1]["error"], False),
-        (401, None, False), (200, None, True)]  # a 401 fails by its status alone
+        (401, "invalid_api_key", False), (200, None, True)]  # each failure shows its error code
     assert recent[1]["error"] is not None
     stats = client.get("/dashboard/stats").get_json()
     assert stats["successful_requests"] == sum(r["ok"] for r in recent)

@@ -9,15 +9,14 @@ upstreams serve and stays open, as in the original project.
 
 from __future__ import annotations
 
-import hmac
-
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from . import api_keys
 from .chat_request import parse_chat_request
 from .completions import collect, sse_stream
 from .context import resources
-from .errors import ProxyError, Unauthorized
+from .errors import ProxyError
 from .openai_format import ChunkEncoder, ThinkingPresenter, completion_body
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
@@ -46,14 +45,10 @@ def get_model(model_id: str):
 
 
 def _check_api_key() -> None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>' (the key is DEFAULT_KEY).")
-    given = key.strip().encode()
-    matches = [hmac.compare_digest(given, k.encode()) for k in resources().settings.api_keys]
-    if not any(matches):
-        raise Unauthorized("Incorrect API key provided.")
+    settings = resources().settings
+    local = api_keys.is_local_client(request.remote_addr, request.headers, settings.trusted_proxies)
+    api_keys.check_api_key(settings, api_keys.bearer_key(request.headers.get("Authorization", "")),
+                           local_client=local)
 
 
 def _body() -> bytes:

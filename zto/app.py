@@ -2,7 +2,7 @@
 
 ``create_app`` builds the Flask app: settings, the upstreams of ``UPSTREAMS`` over one
 shared session, the stats and metrics with the request accounting that feeds them
-(``tracking``), error handling, CORS and the blueprints. There is no global app;
+(``tracking``), error handling, CORS (for the API only) and the blueprints. There is no global app;
 ``wsgi.py`` makes the one gunicorn serves.
 """
 
@@ -15,7 +15,7 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, dashboard, guide, health, metrics_page, page_auth, tracking
+from . import api, api_keys, dashboard, guide, health, metrics_page, page_auth, tracking
 from .context import Resources
 from .error_handlers import register_error_handlers
 from .http import build_session
@@ -62,7 +62,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     metrics = Metrics()
     app.extensions["zto"] = Resources(settings, build_upstreams(settings, build_session(settings), metrics), stats, metrics)
     register_error_handlers(app)
-    CORS(app)
+    page_auth.init_app(app)
+    # The API answers browsers from CORS_ORIGINS; the operator pages never answer another origin.
+    CORS(app, resources={r"/v1/*": {"origins": list(settings.cors_origins)},
+                         "/openapi.json": {"origins": list(settings.cors_origins)}})
     tracking.init_app(app, stats, metrics, untracked=UNTRACKED_BLUEPRINTS)
     app.register_blueprint(api.bp)
     app.register_blueprint(guide.bp)
@@ -72,4 +75,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.metrics_enabled:
         app.register_blueprint(metrics_page.bp)
     page_auth.warn_if_public(settings)
+    api_keys.log_published_key(settings)
     return app

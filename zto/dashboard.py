@@ -60,9 +60,14 @@ def login():
     target = page_auth.safe_next(request.values.get("next"))
     if not settings.dashboard_key:
         return redirect(target)
+    try:
+        page_auth.refuse_if_blocked()
+    except page_auth.TooManyWrongKeys as refusal:
+        return render_template("login.html", next=target, failed=False, blocked=refusal.message), 429, NO_STORE
     if request.method == "GET":
         return render_template("login.html", next=target, failed=False), 200, NO_STORE
     if not page_auth.key_matches(settings, request.form.get("key", "")):
+        page_auth.count_wrong_key()
         return render_template("login.html", next=target, failed=True), 401, NO_STORE
     response = redirect(target, code=303)
     response.set_cookie(page_auth.COOKIE, page_auth.cookie_value(settings.dashboard_key),

@@ -1,7 +1,8 @@
 """The API guide: ``GET /docs`` (``templates/docs.html``) and ``GET /openapi.json``.
 
-Both are filled in per request with this server's base URL (as the client reached it,
-so behind nginx with ``TRUSTED_PROXIES`` it is the public one) and its model names.
+Both are filled in per request with this server's base URL (``PUBLIC_URL``, or as the
+client reached it, so behind nginx with ``TRUSTED_PROXIES`` it is the public one) and
+its model names.
 The sample answers on the page are made by ``openai_format``'s own encoders, and the
 error samples by the error classes' own ``to_dict``, so they look exactly like what
 the API sends. Public, like ``/v1/models``; no secret is shown
@@ -14,7 +15,7 @@ import json
 
 from flask import Blueprint, jsonify, render_template, request
 
-from . import openapi, page_auth
+from . import api_keys, openapi, page_auth
 from .context import resources
 from .errors import Unauthorized, UpstreamUnavailable
 from .openai_format import DONE, ChunkEncoder, completion_body, error_event
@@ -22,13 +23,20 @@ from .settings import THINKING_MODES
 
 bp = Blueprint("guide", __name__)
 
-PLACEHOLDER_KEY = "sk-your-key"
+PLACEHOLDER_KEY = api_keys.PUBLISHED_KEY
 SAMPLE_USAGE = {"prompt_tokens": 9, "completion_tokens": 12, "total_tokens": 21}
 
 bp.after_request(page_auth.add_page_headers)
 
 
 def server_url() -> str:
+    """``PUBLIC_URL`` when set; else the URL the client used, if its ``Host`` is a plain
+    host name or address (werkzeug empties any other); else this machine's."""
+    settings = resources().settings
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    if not request.host:
+        return f"http://localhost:{settings.port}"
     return request.host_url.rstrip("/")
 
 

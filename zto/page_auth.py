@@ -10,6 +10,10 @@ the key is never logged.
 ``protect(bp, ...)`` makes the check a blueprint's ``before_request``, so every route
 of an operator page is behind the key, including the ones added later; only the
 endpoints named public (the login form itself) are not.
+
+Guessing is limited (``key_attempts``): after 10 wrong keys from one address within a
+minute (login form, Bearer or cookie), that address gets 429 for a minute, right key
+or not. Each wrong key and each refusal is logged with the address.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import logging
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
-from flask import Blueprint, redirect, request, url_for
+from flask import Blueprint, Flask, current_app, redirect, request, url_for
 
 from .context import resources
 from .errors import ProxyError
+from .key_attempts import KeyAttempts
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,22 +50,30 @@ def key_matches(settings: Settings, given: str) -> bool:
     return bool(settings.dashboard_key) and _same(given, settings.dashboard_key)
 
 
+def _presented() -> tuple[str, str]:
+    """The Bearer key and the cookie this request carries (either may be empty)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return (given.strip() if scheme.lower() == "bearer" else ""), request.cookies.get(COOKIE, "")
+
+
 def is_allowed(settings: Settings) -> bool:
-    """Whether this request may see the operator pages."""
+    """Whether this request may see the operator pages. A wrong key or cookie counts as
+    a guess; a blocked address gets ``TooManyWrongKeys`` whatever it sends."""
     key = settings.dashboard_key
     if not key:
         return True
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and given.strip() and _same(given.strip(), key):
+    refuse_if_blocked()
+    bearer, cookie = _presented()
+    if (bearer and _same(bearer, key)) or (cookie and _same(cookie, cookie_value(key))):
         return True
-    return _same(request.cookies.get(COOKIE, ""), cookie_value(key))
+    if bearer or cookie:
+        count_wrong_key()
+    return False
 
 
-def require(settings: Settings) -> None:
-    """Raise a 401 (OpenAI's error shape) unless the request may see the pages."""
-    if not is_allowed(settings):
-        raise ProxyError("This page needs DASHBOARD_KEY: log in at /dashboard/login or send "
-                         "'Authorization: Bearer <DASHBOARD_KEY>'.", status=401, code="dashboard_key_required")
+def _key_required() -> ProxyError:
+    return ProxyError("This page needs DASHBOARD_KEY: log in at /dashboard/login or send "
+                      "'Authorization: Bearer <DASHBOARD_KEY>'.", status=401, code="dashboard_key_required")
 
 
 def protect(bp: Blueprint, *, public: tuple[str, ...] = (), browser_pages: tuple[str, ...] = ()) -> None:
@@ -70,14 +83,52 @@ def protect(bp: Blueprint, *, public: tuple[str, ...] = (), browser_pages: tuple
 
     @bp.before_request
     def require_page_key():
-        if request.endpoint in public or is_allowed(resources().settings):
+        if request.endpoint in public:
             return None
-        if request.endpoint in browser_pages:
+        browser = request.endpoint in browser_pages
+        try:
+            if is_allowed(resources().settings):
+                return None
+        except TooManyWrongKeys:
+            if not browser:
+                raise
+        if browser:  # the login form says what is wrong
             return redirect(url_for(LOGIN_ENDPOINT, next=request.full_path.rstrip("?")))
-        return require(resources().settings)
+        raise _key_required()
 
 
 LOGIN_ENDPOINT = "dashboard.login"
+
+
+# ---- guessing ---------------------------------------------------------------------------
+
+ATTEMPTS = "zto.key_attempts"
+
+
+class TooManyWrongKeys(ProxyError):
+    status = 429
+    code = "too_many_wrong_keys"
+
+
+def init_app(app: Flask, attempts: KeyAttempts | None = None) -> None:
+    app.extensions[ATTEMPTS] = attempts or KeyAttempts()
+
+
+def refuse_if_blocked() -> None:
+    seconds = current_app.extensions[ATTEMPTS].blocked_for(request.remote_addr or "")
+    if seconds:
+        log.warning("DASHBOARD_KEY: refused %s %s: too many wrong keys, blocked for %.0f s more",
+                    request.remote_addr, request.path, seconds)
+        raise TooManyWrongKeys(f"Too many wrong DASHBOARD_KEY attempts from this address: try again in "
+                               f"{seconds:.0f} s.")
+
+
+def count_wrong_key() -> None:
+    attempts: KeyAttempts = current_app.extensions[ATTEMPTS]
+    address = request.remote_addr or ""
+    count = attempts.failed(address)
+    log.warning("DASHBOARD_KEY: wrong key from %s on %s (%d within a minute%s)", address, request.path, count,
+                "; now blocked" if attempts.blocked_for(address) else "")
 
 # Where the login form may send a browser back to: these pages, and paths under them.
 NEXT_PREFIXES = ("/dashboard", "/metrics")

@@ -20,6 +20,14 @@ from .stats import PendingRequest, RequestRecord, Stats
 log = logging.getLogger(__name__)
 
 
+def _error_code(response) -> str | None:
+    """The ``error.code`` of an OpenAI error body, so that the dashboard can show it."""
+    body = response.get_json(silent=True)
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return str(code) if code else None
+
+
 def init_app(app: Flask, stats: Stats, metrics: Metrics, *, untracked: Iterable[str] = ()) -> None:
     untracked = frozenset(untracked)
 
@@ -41,6 +49,8 @@ def init_app(app: Flask, stats: Stats, metrics: Metrics, *, untracked: Iterable[
     def end_request(response):
         pending = g.pop("pending", None)
         if pending is not None:
+            if pending.error is None and response.status_code >= 400 and response.is_json:
+                pending.error = _error_code(response)
             route = request.url_rule.rule if request.url_rule else "(unmatched)"
             if response.is_streamed:
                 response.call_on_close(lambda: finish(pending, response.status_code, route))

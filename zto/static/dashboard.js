@@ -91,8 +91,9 @@
       const status = cell(tr, "Status", "");
       const badge = document.createElement("span");
       badge.className = "badge " + (r.ok ? "ok" : "fail");
-      badge.textContent = String(r.status) + (r.error ? " · " + r.error : "");
+      badge.textContent = String(r.status);
       status.appendChild(badge);
+      cell(tr, "Error", r.error || "–", r.error ? "error-code" : "");
       cell(tr, "Duration", duration(r.duration_ms) + (r.stream ? " (stream)" : ""), "num nowrap");
       cell(tr, "Client IP", r.client_ip, "nowrap");
       cell(tr, "User agent", r.user_agent || "–", "agent");
