@@ -9,6 +9,7 @@ dashboard's statistics live in the worker's memory.
 """
 
 import logging
+import math
 import sys
 
 from zto.settings import SettingsError, load_settings
@@ -27,7 +28,9 @@ threads = _settings.threads
 worker_connections = _settings.worker_connections if worker_class == "gevent" else max(1000, 2 * threads)
 # `timeout` is the worker heartbeat, not a limit on a request's length.
 timeout = 60
-graceful_timeout = 30
+# On SIGTERM/SIGHUP running answers get this long; those still running just before it
+# ends get an error event (zto/shutdown.py).
+graceful_timeout = math.ceil(_settings.graceful_timeout_s)  # gunicorn takes whole seconds
 keepalive = 5
 # zto does not use gunicorn's control socket; without it several instances never clash.
 control_socket_disable = True
@@ -40,3 +43,9 @@ def when_ready(server):
         logging.getLogger("gunicorn.error").warning(
             "WEB_CONCURRENCY=%d: each worker keeps its own statistics; /dashboard shows the worker that "
             "answers it, not all traffic.", workers)
+
+
+def post_worker_init(worker):
+    from zto.shutdown import watch_worker  # in the worker, after gevent's patching
+
+    watch_worker(worker, _settings.graceful_timeout_s)

@@ -9,10 +9,10 @@ upstreams serve and stays open, as in the original project.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import api_keys
+from . import api_keys, shutdown
 from .chat_request import parse_chat_request
 from .completions import collect, sse_stream
 from .context import resources
@@ -77,7 +77,7 @@ def chat_completions():
     chat = parse_chat_request(_body(), settings=settings)
     g.pending.model, g.pending.stream = chat.model, chat.stream
     warning = res.upstreams.warning(chat, client=g.pending.client_ip)
-    answer = res.upstreams.start(chat)
+    answer = shutdown.guard(current_app, res.upstreams.start(chat))
     g.pending.upstream, g.pending.fell_back = answer.upstream, answer.fell_back
     presenter = ThinkingPresenter(settings.thinking_mode)
     if chat.stream:

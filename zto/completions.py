@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Iterator
 
-from .errors import UpstreamError
+from .errors import ProxyError, UpstreamError
 from .metrics import NO_METRICS, Metrics
 from .openai_format import DONE, ChunkEncoder, ThinkingPresenter, error_event, merge_tool_calls
 from .stats import PendingRequest
@@ -59,9 +59,10 @@ def sse_stream(answer: Answer, encoder: ChunkEncoder, presenter: ThinkingPresent
             yield encoder.usage(answer.usage)
         yield DONE
         finished = True
-    except UpstreamError as error:
-        log.warning("stream ended by upstream failure: %s", error.message)
-        metrics.upstream_error(error.code)
+    except ProxyError as error:  # an upstream failure, or the grace period of a restart ending
+        log.warning("stream ended: %s: %s", error.code, error.message)
+        if isinstance(error, UpstreamError):
+            metrics.upstream_error(error.code)
         record.error = error.code
         yield error_event(error.to_dict())
         yield DONE
