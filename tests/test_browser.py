@@ -289,4 +289,7 @@ def test_the_page_takes_success_from_the_server(live, browser):
     badges = [(b.text, "fail" in b.get_attribute("class"))
               for b in browser.find_elements(By.CSS_SELECTOR, "#requests-body .badge")]
     assert [failed for _, failed in badges] == [not r["ok"] for r in recent()]
-    assert any(text.startswith("200 ·") and failed for text, failed in badges)
+    assert any(text == "200" and failed for text, failed in badges)
+    errors = [row.find_elements(By.TAG_NAME, "td")[6].text
+              for row in browser.find_elements(By.CSS_SELECTOR, "#requests-body tr")]
+    assert [error != "–" for error in errors] == [r["error"] is not None for r in recent()]
