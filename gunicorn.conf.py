@@ -4,13 +4,22 @@ The gevent worker by default: the app code stays synchronous, and one event loop
 carries every open stream. Measured with `make bench` on 2 cores, it holds 1000
 concurrent streams at p99 5.2 s against a 5.0 s ideal, where gthread with 256 or
 1100 threads queued them to 13-20 s (README, Performance). WORKER_CLASS=gthread
-remains for those who prefer threads. One worker process by default, because the
-dashboard's statistics live in the worker's memory.
+remains for those who prefer threads.
+
+One worker process by default. With more (WEB_CONCURRENCY), /metrics uses
+prometheus_client's multiprocess mode: the master makes a fresh directory per start
+and hands it to the workers as PROMETHEUS_MULTIPROC_DIR (before any of them imports
+prometheus_client), `child_exit` marks a dead worker's live gauges gone, and the
+directory is removed on exit. The dashboard's statistics are shared through Redis
+(REDIS_URL); without it each worker keeps its own and the dashboard says so.
 """
 
 import logging
 import math
+import os
+import shutil
 import sys
+import tempfile
 
 from zto.settings import SettingsError, load_settings
 
@@ -37,15 +46,32 @@ control_socket_disable = True
 accesslog = "-" if _settings.debug else None
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
+# prometheus_client reads this when first imported: in the workers, after the fork.
+_metrics_dir = tempfile.mkdtemp(prefix="zto-prometheus-") if workers > 1 and _settings.metrics_enabled else None
+if _metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
 
 def when_ready(server):
-    if workers > 1:
+    if workers > 1 and not _settings.redis_url:
         logging.getLogger("gunicorn.error").warning(
-            "WEB_CONCURRENCY=%d: each worker keeps its own statistics; /dashboard shows the worker that "
-            "answers it, not all traffic.", workers)
+            "WEB_CONCURRENCY=%d without REDIS_URL: each worker keeps its own statistics; /dashboard shows the "
+            "worker that answers it and says the view is partial. /metrics sums every worker.", workers)
 
 
 def post_worker_init(worker):
     from zto.shutdown import watch_worker  # in the worker, after gevent's patching
 
     watch_worker(worker, _settings.graceful_timeout_s)
+
+
+def child_exit(server, worker):
+    if _metrics_dir:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+
+
+def on_exit(server):
+    if _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -7,6 +7,8 @@
   scratch directory whose ``.env.local`` holds the test key; ``shared_fake`` is
   reset before each test that uses it.
 - ``start_server``: a gunicorn with extra settings, for tests of other configurations.
+- ``redis_server``: Debian's ``redis-server`` on a free loopback port, without persistence;
+  it can be killed and started again on the same port (an outage).
 - An autouse fixture removes zto's settings and proxy variables from the environment.
 """
 
@@ -194,3 +196,49 @@ def start_server(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+class RedisServer:
+    """A real ``redis-server`` on a loopback port, in-memory only."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = workdir
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir), "--daemonize", "no"],
+            stdout=(self.workdir / "redis.log").open("ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"redis-server did not start within {timeout}s")
+
+    def kill(self) -> None:
+        """SIGKILL: an outage, not a shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    if not os.path.exists(REDIS_SERVER) and not os.environ.get("CI"):
+        pytest.skip("redis-server is not installed: apt-get install redis-server (CI installs it)")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()

@@ -269,7 +269,8 @@ def test_login_with_the_dashboard_key(start_server, shared_fake, browser):
     wait_for_refresh(browser)
     assert browser.execute_script("return document.cookie") == ""  # HttpOnly
     notice = browser.find_element(By.ID, "worker-notice")
-    assert notice.is_displayed() and "one worker" in notice.text
+    assert notice.is_displayed() and "one worker" in notice.text and "partial view" in notice.text.lower()
+    assert "partial view" in text(browser, "worker-line") and f"pid {text(browser, 'worker-pid')}" in text(browser, "worker-line")
     screenshot(browser, "dashboard-two-workers-desktop")
     # the wrong key's 401 is the only error a browser may report here
     assert [e for e in console_errors(browser) if "401" not in e] == []
@@ -293,3 +294,33 @@ def test_the_page_takes_success_from_the_server(live, browser):
     errors = [row.find_elements(By.TAG_NAME, "td")[6].text
               for row in browser.find_elements(By.CSS_SELECTOR, "#requests-body tr")]
     assert [error != "–" for error in errors] == [r["error"] is not None for r in recent()]
+
+
+
+def test_two_instances_show_one_dashboard_until_redis_is_gone(start_server, shared_fake, redis_server, browser):
+    browser.get("about:blank")
+    console_errors(browser)  # what the previous test's page logged after its server stopped
+    env = {"UPSTREAM_URL": shared_fake.completions_url, "DEBUG_MODE": "false", "REDIS_URL": redis_server.url}
+    one = start_server(env, env_local={"DEFAULT_KEY": API_KEY})
+    two = start_server({**env, "WEB_CONCURRENCY": "2"}, env_local={"DEFAULT_KEY": API_KEY})
+    assert chat(one).status_code == 200 and chat(two).status_code == 200
+    assert chat(two, stream=True).status_code == 200
+    total = "5"  # these three, and each start's GET /v1/models
+    for server in (one, two):
+        browser.get(server.url + "/dashboard")
+        wait(browser, lambda d: text(d, "total-requests") == total, timeout=15,
+             message=f"{server.url}/dashboard does not show both instances' traffic")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#requests-body tr")) == int(total)
+        assert browser.find_element(By.ID, "chart").get_attribute("data-bars") == total
+        assert "all workers and instances" in text(browser, "worker-line")
+        assert not browser.find_elements(By.ID, "worker-notice")
+        assert not browser.find_element(By.ID, "stats-unavailable").is_displayed()
+    screenshot(browser, "dashboard-shared-desktop")
+    redis_server.kill()
+    assert chat(two).status_code == 200  # the service keeps answering
+    wait(browser, lambda d: d.find_element(By.ID, "stats-unavailable").is_displayed(), timeout=15,
+         message="the page does not say the statistics are unavailable")
+    assert "Statistics unavailable" in text(browser, "stats-unavailable")
+    assert "Statistics unavailable" in text(browser, "status")
+    screenshot(browser, "dashboard-statistics-unavailable-desktop")
+    assert [e for e in console_errors(browser) if "503" not in e] == []

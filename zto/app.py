@@ -21,7 +21,7 @@ from .error_handlers import register_error_handlers
 from .http import build_session
 from .metrics import Metrics
 from .settings import Settings, SettingsError, load_settings
-from .stats import Stats
+from .stats import open_stats
 from .upstreams import Upstreams
 from .web_chat import WebChat
 
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
-    stats = Stats()
+    stats = open_stats(settings)
     metrics = Metrics()
     app.extensions["zto"] = Resources(settings, build_upstreams(settings, build_session(settings), metrics), stats, metrics)
     register_error_handlers(app)

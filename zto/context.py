@@ -9,7 +9,7 @@ from flask import current_app
 
 from .metrics import Metrics
 from .settings import Settings
-from .stats import Stats
+from .stats import StatsStore
 
 if TYPE_CHECKING:
     from .upstreams import Upstreams
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class Resources:
     settings: Settings
     upstreams: Upstreams
-    stats: Stats
+    stats: StatsStore
     metrics: Metrics
 
 

@@ -2,16 +2,20 @@
 
 - ``GET /dashboard``: the page (``templates/dashboard.html``; ``static/dashboard.js``
   fills it in and refreshes it every 5 seconds).
-- ``GET /dashboard/stats``: the totals of ``Stats.snapshot()`` (field names are a
-  contract with the page and the tests), plus ``workers`` and ``pid`` so the page can
-  say it shows one worker's traffic when there are several.
+- ``GET /dashboard/snapshot``: what the page shows, ``{"stats": ..., "recent": [...]}``,
+  from one snapshot of one store, so its cards, chart and table always agree. With
+  several workers and no Redis each worker answers with its own share: the page names
+  the worker (``pid``) and says the view is partial (``shared`` false, ``workers`` > 1).
+- ``GET /dashboard/stats``: the totals of a snapshot (field names are a contract with
+  the page and the tests), plus ``workers``, ``pid`` and ``shared``.
 - ``GET /dashboard/requests``: the last requests, newest first.
 - ``GET|POST /dashboard/login``, ``POST /dashboard/logout``: the form that sets the
   ``DASHBOARD_KEY`` cookie (see ``page_auth``).
 
 Registered only when ``DASHBOARD_ENABLED``; its own requests are not counted in the
 statistics it shows. Every route but the login form needs ``DASHBOARD_KEY`` when it
-is set (``page_auth.protect``).
+is set (``page_auth.protect``). When the shared store (Redis) cannot be read, the JSON
+answers are 503 ``statistics_unavailable`` and the page says so; the API is not affected.
 """
 
 from __future__ import annotations
@@ -37,16 +41,26 @@ page_auth.protect(bp, public=("dashboard.login", "dashboard.logout"), browser_pa
 def show_dashboard():
     settings = resources().settings
     return render_template("dashboard.html", workers=settings.workers, pid=os.getpid(),
-                           protected=bool(settings.dashboard_key)), 200, NO_STORE
+                           shared=bool(settings.redis_url), protected=bool(settings.dashboard_key)), 200, NO_STORE
+
+
+def _totals(snapshot: dict, settings) -> dict:
+    body = {name: snapshot[name] for name in STATS_FIELDS}
+    body.update(workers=settings.workers, pid=os.getpid(), shared=snapshot["shared"])
+    return body
+
+
+@bp.get("/snapshot")
+def page_snapshot():
+    res = resources()
+    snapshot = res.stats.snapshot()
+    return jsonify(stats=_totals(snapshot, res.settings), recent=snapshot["recent"]), 200, NO_STORE
 
 
 @bp.get("/stats")
 def stats():
     res = resources()
-    snapshot = res.stats.snapshot()
-    body = {name: snapshot[name] for name in STATS_FIELDS}
-    body.update(workers=res.settings.workers, pid=os.getpid())
-    return jsonify(body), 200, NO_STORE
+    return jsonify(_totals(res.stats.snapshot(), res.settings)), 200, NO_STORE
 
 
 @bp.get("/requests")

@@ -3,6 +3,7 @@
     ProxyError                      any failure a client is told about
     ├── InvalidRequest        400   the client's request is malformed
     ├── Unauthorized          401   missing or wrong API key
+    ├── StatsUnavailable      503   the shared statistics (Redis) cannot be read
     └── UpstreamError         502   Z.ai failed us
         ├── UpstreamUnavailable 502 no connection, or it broke mid-answer
         ├── UpstreamTimeout   504   Z.ai stayed silent too long
@@ -83,3 +84,10 @@ class UpstreamRejected(UpstreamError):
         super().__init__(message, status=status, code=code)
         self.retryable = retryable
         self.fallback = fallback
+
+
+class StatsUnavailable(ProxyError):
+    """The shared statistics store (Redis) cannot be read; the service itself is fine."""
+
+    status = 503
+    code = "statistics_unavailable"

@@ -11,11 +11,17 @@ events happen: ``observe_request`` when a request ends (``create_app``'s trackin
 back), and ``upstream_opened`` around each open upstream answer ("tokens in use", by token kind;
 never the token itself). Each hook is a dictionary lookup and a locked add.
 
-Like the dashboard's statistics, the numbers are per worker process.
+With one worker the numbers are that process's, with the usual ``process_*`` and
+``python_*`` metrics. With several (gunicorn.conf.py sets ``PROMETHEUS_MULTIPROC_DIR``
+for them), prometheus_client's documented multiprocess mode is used: each worker writes
+its values to files in that directory and a scrape, whichever worker answers it, sums
+them all (``MultiProcessCollector``); gauges count the live workers' values
+(``livesum``); the per-process metrics are left out, as that mode does not support them.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -27,6 +33,7 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
+    multiprocess,
 )
 
 # The *_created samples double the output and no dashboard uses them.
@@ -49,11 +56,21 @@ LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 3
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60)
 
 
+# prometheus_client's own switch, read by the library itself when first imported; only
+# gunicorn.conf.py sets it (several workers), so it is not one of zto's settings.
+MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()
-        ProcessCollector(registry=registry)
-        PlatformCollector(registry=registry)
+        if MULTIPROCESS_DIR:
+            self._scrape = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self._scrape, path=MULTIPROCESS_DIR)
+        else:
+            self._scrape = registry
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
         self.requests = Counter(
             "zto_http_requests", "HTTP requests answered, by method, route and status.",
             ["method", "path", "status"], registry=registry)
@@ -64,12 +81,13 @@ class Metrics:
             "zto_time_to_first_token_seconds", "Time from a streamed request's arrival to its first text sent.",
             buckets=TTFT_BUCKETS, registry=registry)
         self.streams = Gauge(
-            "zto_streams_in_flight", "Streamed answers being sent to clients.", registry=registry)
+            "zto_streams_in_flight", "Streamed answers being sent to clients.", registry=registry,
+            multiprocess_mode="livesum")
         self.upstream_errors = Counter(
             "zto_upstream_errors", "Z.ai failures, by kind; retried ones included.", ["kind"], registry=registry)
         self.tokens_in_use = Gauge(
             "zto_upstream_tokens_in_use", "Z.ai tokens in use: upstream answers being read, by token kind.",
-            ["token_kind"], registry=registry)
+            ["token_kind"], registry=registry, multiprocess_mode="livesum")
         self.answers = Counter(
             "zto_upstream_answers", "Answers started, by the upstream that gave them and whether another refused first.",
             ["upstream", "fell_back"], registry=registry)
@@ -106,7 +124,7 @@ class Metrics:
         self.answers.labels(upstream, "true" if fell_back else "false").inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self._scrape)
 
 
 class NoMetrics(Metrics):

@@ -128,6 +128,8 @@ def schemas(settings: Settings) -> dict:
                 "in_flight": INTEGER, "uptime_s": {"type": "number"},
                 "last_request_at": {"type": ["number", "null"], "description": "Unix time"},
                 "workers": INTEGER, "pid": INTEGER,
+                "shared": {"type": "boolean", "description": "true: every worker and instance (REDIS_URL); "
+                                                             "false: the answering worker's (pid) share"},
             },
             ["total_requests", "successful_requests", "failed_requests", "average_response_ms",
              "p95_response_ms", "in_flight", "uptime_s", "last_request_at"]),
@@ -200,16 +202,26 @@ def document(settings: Settings, server_url: str) -> dict:
     }}
     operator_security = [{"dashboardKey": []}, {"dashboardCookie": []}] if settings.dashboard_key else []
     if settings.dashboard_enabled:
+        unavailable = _error("Statistics unavailable: REDIS_URL is set and Redis cannot be read")
+        recent = {"type": "array", "items": _ref("RequestRecord")}
+        paths["/dashboard/snapshot"] = {"get": {
+            "operationId": "dashboardSnapshot", "summary": "Totals and the last 100 requests, from one snapshot",
+            "tags": ["operators"], "security": operator_security,
+            "responses": {"200": _json(_object({"stats": _ref("DashboardStats"), "recent": recent},
+                                               ["stats", "recent"]), "What the dashboard shows"),
+                          "401": _error("DASHBOARD_KEY needed"), "503": unavailable},
+        }}
         paths["/dashboard/stats"] = {"get": {
-            "operationId": "dashboardStats", "summary": "Traffic totals of this worker", "tags": ["operators"],
-            "security": operator_security,
-            "responses": {"200": _json(_ref("DashboardStats"), "Totals"), "401": _error("DASHBOARD_KEY needed")},
+            "operationId": "dashboardStats", "summary": "Traffic totals (all workers with REDIS_URL, else this worker's)",
+            "tags": ["operators"], "security": operator_security,
+            "responses": {"200": _json(_ref("DashboardStats"), "Totals"), "401": _error("DASHBOARD_KEY needed"),
+                          "503": unavailable},
         }}
         paths["/dashboard/requests"] = {"get": {
             "operationId": "dashboardRequests", "summary": "The last 100 requests, newest first",
             "tags": ["operators"], "security": operator_security,
-            "responses": {"200": _json({"type": "array", "items": _ref("RequestRecord")}, "Requests"),
-                          "401": _error("DASHBOARD_KEY needed")},
+            "responses": {"200": _json(recent, "Requests"), "401": _error("DASHBOARD_KEY needed"),
+                          "503": unavailable},
         }}
     if settings.metrics_enabled:
         paths["/metrics"] = {"get": {

@@ -1,10 +1,20 @@
 """Traffic statistics for the dashboard: running totals and the last 100 requests.
 
 A request is recorded when it truly ends: after the last byte of a stream, or when
-the client walked away. ``Stats`` is owned by the app (one per worker process): a
-lock, a bounded deque and a few counters; ``snapshot`` copies under the lock and
-computes outside it. Each recent request is sent with its ``ok``, the one place that
-says what a success is.
+the client walked away. Two stores keep them, behind one small interface
+(``StatsStore``: ``begin``, ``finish``, ``snapshot``):
+
+- ``Stats`` (the default): in the worker's memory, a lock, a bounded deque and a few
+  counters; ``snapshot`` copies under the lock and computes outside it. Each worker
+  process has its own, so with several workers a snapshot is one worker's share.
+- ``RedisStats`` (``zto.stats_redis``, when ``REDIS_URL`` is set): in Redis, shared by
+  every worker and every instance.
+
+``open_stats`` picks one from the settings. Both produce the same snapshot
+(``summarize``), with ``shared`` saying whether it covers all traffic. Each recent
+request is sent with its ``ok``, the one place that says what a success is, and with
+every field of ``RequestRecord``, so a field added there reaches the dashboard's JSON
+through either store.
 """
 
 from __future__ import annotations
@@ -13,7 +23,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 RECENT = 100
 
@@ -67,48 +81,124 @@ def p95(durations: Iterable[float]) -> float:
     return ordered[rank - 1]
 
 
+RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord))
+
+
+# The fields a record takes from its PendingRequest as they are: a field added to both
+# flows through to the stores and the dashboard's JSON with no change here.
+_COPIED = tuple(name for name in RECORD_FIELDS if name in {f.name for f in fields(PendingRequest)})
+
+
+def make_record(pending: PendingRequest, status: int) -> RequestRecord:
+    """The record of a request that ends now with ``status``."""
+    return RequestRecord(
+        time=pending.started_at, status=status, duration_ms=round((time.perf_counter() - pending.started) * 1000, 2),
+        **{name: getattr(pending, name) for name in _COPIED})
+
+
+def record_fields(record: RequestRecord) -> dict:
+    """A record as the dashboard's JSON sends it: every field, and its ``ok``."""
+    return {**asdict(record), "ok": record.ok}
+
+
+def record_from(data: dict) -> RequestRecord | None:
+    """A record back from its fields (as ``asdict`` made them), written by this version or
+    another: fields this one does not know are dropped, missing ones with a default take it,
+    and None if one without a default is missing."""
+    try:
+        return RequestRecord(**{name: data[name] for name in RECORD_FIELDS if name in data})
+    except TypeError:
+        return None
+
+
+@dataclass
+class Totals:
+    """The running totals, which add up: across batches, workers and instances."""
+
+    total: int = 0
+    successful: int = 0
+    duration_ms_sum: float = 0.0
+    last_at: float | None = None
+
+    def add(self, record: RequestRecord) -> None:
+        self.total += 1
+        self.successful += record.ok
+        self.duration_ms_sum += record.duration_ms
+        self.last_at = record.time if self.last_at is None else max(self.last_at, record.time)
+
+    def merge(self, other: Totals) -> None:
+        self.total += other.total
+        self.successful += other.successful
+        self.duration_ms_sum += other.duration_ms_sum
+        if other.last_at is not None:
+            self.last_at = other.last_at if self.last_at is None else max(self.last_at, other.last_at)
+
+
+def summarize(totals: Totals, recent: list[RequestRecord], in_flight: int, started: float, *, shared: bool) -> dict:
+    """The snapshot both stores give: totals, p95 of ``recent`` (oldest first) and the
+    recent requests newest first. ``shared``: whether it covers every worker and instance."""
+    return {
+        "total_requests": totals.total,
+        "successful_requests": totals.successful,
+        "failed_requests": totals.total - totals.successful,
+        "average_response_ms": round(totals.duration_ms_sum / totals.total, 2) if totals.total else 0.0,
+        "p95_response_ms": p95([r.duration_ms for r in recent]),
+        "in_flight": in_flight,
+        "uptime_s": round(time.time() - started, 1),
+        "last_request_at": totals.last_at,
+        "shared": shared,
+        "recent": [record_fields(r) for r in reversed(recent)],
+    }
+
+
+class StatsStore(Protocol):
+    """Where the statistics live. ``begin`` and ``finish`` are on every request's path and
+    never wait on anything slow; ``snapshot`` may raise ``StatsUnavailable``."""
+
+    shared: bool  # whether a snapshot covers every worker and instance
+
+    def begin(self) -> None: ...
+
+    def finish(self, pending: PendingRequest, status: int) -> RequestRecord: ...
+
+    def snapshot(self) -> dict: ...
+
+
 class Stats:
+    """The embedded store: this worker's traffic, in its memory."""
+
+    shared = False
+
     def __init__(self, recent: int = RECENT) -> None:
         self._lock = threading.Lock()
         self._recent: deque[RequestRecord] = deque(maxlen=recent)
         self._started = time.time()
-        self._total = self._successful = self._in_flight = 0
-        self._duration_ms_sum = 0.0
-        self._last_at: float | None = None
+        self._totals = Totals()
+        self._in_flight = 0
 
     def begin(self) -> None:
         with self._lock:
             self._in_flight += 1
 
     def finish(self, pending: PendingRequest, status: int) -> RequestRecord:
-        record = RequestRecord(
-            time=pending.started_at, method=pending.method, path=pending.path, status=status,
-            duration_ms=round((time.perf_counter() - pending.started) * 1000, 2),
-            client_ip=pending.client_ip, user_agent=pending.user_agent, model=pending.model,
-            stream=pending.stream, error=pending.error, upstream=pending.upstream, fell_back=pending.fell_back,
-        )
+        record = make_record(pending, status)
         with self._lock:
             self._in_flight -= 1
-            self._total += 1
-            self._successful += record.ok
-            self._duration_ms_sum += record.duration_ms
-            self._last_at = record.time
+            self._totals.add(record)
             self._recent.append(record)
         return record
 
     def snapshot(self) -> dict:
         with self._lock:
             recent = list(self._recent)
-            total, successful, in_flight = self._total, self._successful, self._in_flight
-            duration_sum, last_at = self._duration_ms_sum, self._last_at
-        return {
-            "total_requests": total,
-            "successful_requests": successful,
-            "failed_requests": total - successful,
-            "average_response_ms": round(duration_sum / total, 2) if total else 0.0,
-            "p95_response_ms": p95([r.duration_ms for r in recent]),
-            "in_flight": in_flight,
-            "uptime_s": round(time.time() - self._started, 1),
-            "last_request_at": last_at,
-            "recent": [{**asdict(r), "ok": r.ok} for r in reversed(recent)],
-        }
+            totals, in_flight = replace(self._totals), self._in_flight
+        return summarize(totals, recent, in_flight, self._started, shared=False)
+
+
+def open_stats(settings: Settings) -> StatsStore:
+    """Redis when ``REDIS_URL`` is set, else this worker's memory."""
+    if settings.redis_url:
+        from .stats_redis import RedisStats  # the redis client is loaded only when used
+
+        return RedisStats(settings.redis_url)
+    return Stats()

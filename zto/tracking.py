@@ -1,5 +1,5 @@
 """Request accounting: ``init_app`` feeds every request that is traffic into the
-dashboard's ``Stats`` and Prometheus' ``Metrics``.
+dashboard's statistics (a ``StatsStore``) and Prometheus' ``Metrics``.
 
 A request is begun before its view runs and finished when it truly ends: at once for
 a whole answer, after the last byte (or the client leaving) for a stream. The
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from flask import Flask, g, request
 
 from .metrics import Metrics
-from .stats import PendingRequest, RequestRecord, Stats
+from .stats import PendingRequest, RequestRecord, StatsStore
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def _error_code(response) -> str | None:
     return str(code) if code else None
 
 
-def init_app(app: Flask, stats: Stats, metrics: Metrics, *, untracked: Iterable[str] = ()) -> None:
+def init_app(app: Flask, stats: StatsStore, metrics: Metrics, *, untracked: Iterable[str] = ()) -> None:
     untracked = frozenset(untracked)
 
     def finish(pending: PendingRequest, status: int, route: str) -> RequestRecord:

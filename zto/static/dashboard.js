@@ -1,4 +1,6 @@
-// zto dashboard: polls /dashboard/stats and /dashboard/requests and redraws the page.
+// zto dashboard: polls /dashboard/snapshot and redraws the page. The cards, the chart and
+// the table come from that one answer, so they always agree (with several workers and no
+// Redis, one worker answers it whole; the page names that worker).
 // Everything a client sent (path, user agent...) is written with textContent, never
 // as markup. No libraries: the chart is plain SVG drawn here. Whether a request
 // succeeded is the server's call (each record's "ok"), never re-derived here.
@@ -60,7 +62,8 @@
     setText("in-flight", count(stats.in_flight));
     setText("uptime", uptime(stats.uptime_s));
     setText("last-request", stats.last_request_at ? "last at " + clock(stats.last_request_at) : "none yet");
-    setText("worker-line", stats.workers > 1 ? "worker pid " + stats.pid + " of " + stats.workers : "pid " + stats.pid);
+    setText("worker-line", stats.shared ? "all workers and instances (answered by pid " + stats.pid + ")"
+      : stats.workers > 1 ? "worker pid " + stats.pid + " of " + stats.workers + " (partial view)" : "pid " + stats.pid);
     const pid = $("worker-pid");
     if (pid) pid.textContent = String(stats.pid);
   }
@@ -176,11 +179,17 @@
 
   // ---- polling --------------------------------------------------------------
 
+  class Unavailable extends Error {}
+
   async function getJSON(url) {
     const response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" });
     if (response.status === 401) {
       window.location.assign(root.dataset.loginUrl);
       throw new Error("the dashboard key is needed");
+    }
+    if (response.status === 503) {
+      const body = await response.json().catch(() => ({}));
+      if (body.error && body.error.code === "statistics_unavailable") throw new Unavailable("statistics unavailable");
     }
     if (!response.ok) throw new Error("the server answered " + response.status);
     return response.json();
@@ -194,15 +203,18 @@
   async function refresh() {
     clearTimeout(timer);
     try {
-      const [stats, recent] = await Promise.all([getJSON(root.dataset.statsUrl), getJSON(root.dataset.requestsUrl)]);
-      requests = recent;
-      renderStats(stats);
+      const snapshot = await getJSON(root.dataset.snapshotUrl);
+      requests = snapshot.recent;
+      renderStats(snapshot.stats);
       renderTable();
       renderChart();
+      $("stats-unavailable").hidden = true;
       root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
       setStatus("Updated " + clock(Date.now() / 1000));
     } catch (error) {
-      setStatus("Cannot update: " + error.message + "; retrying", true);
+      const unavailable = error instanceof Unavailable;
+      $("stats-unavailable").hidden = !unavailable;
+      setStatus(unavailable ? "Statistics unavailable; retrying" : "Cannot update: " + error.message + "; retrying", true);
     } finally {
       timer = setTimeout(refresh, document.hidden ? REFRESH_MS * 3 : REFRESH_MS);
     }

@@ -1,0 +1,215 @@
+"""Beyond one process: the statistics in a real Redis (``RedisStats``), then zto under
+gunicorn as two instances sharing one ``redis-server`` (one of them with two workers),
+Redis killed in the middle of streams, and ``/metrics`` summing two workers.
+
+The pages themselves in a browser are in ``test_browser.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import pytest
+import redis
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+import zai_scenarios
+from conftest import API_KEY, wait_for
+from zto.errors import StatsUnavailable
+from zto.stats import RECORD_FIELDS, PendingRequest
+from zto.stats_redis import RECENT_LIST, RedisStats
+
+LONG_TEXT = zai_scenarios.SCENARIOS["long"].content
+NEVER = 3600.0  # a writer interval the test never reaches: the test flushes itself
+
+
+def finish_one(store, status: int = 200, **fields):
+    store.begin()
+    pending = PendingRequest("POST", "/v1/chat/completions", "127.0.0.1", "test-agent", model="GLM-4.6", **fields)
+    return store.finish(pending, status)
+
+
+# ---- the store, in-process ---------------------------------------------------------------
+
+def test_two_stores_on_one_redis_show_the_same_sum(redis_server):
+    a, b = RedisStats(redis_server.url, flush_interval=NEVER), RedisStats(redis_server.url, flush_interval=NEVER)
+    try:
+        for _ in range(3):
+            finish_one(a, stream=True)
+        finish_one(b, 502, error="upstream_unavailable")
+        b.begin()  # one request still running in b
+        assert a.flush() and b.flush()
+        for store in (a, b):
+            snapshot = store.snapshot()
+            assert snapshot["shared"] is True
+            assert (snapshot["total_requests"], snapshot["successful_requests"], snapshot["failed_requests"],
+                    snapshot["in_flight"]) == (4, 3, 1, 1)
+            recent = snapshot["recent"]
+            assert [r["status"] for r in recent] == [502, 200, 200, 200]  # newest first
+            assert set(recent[0]) == {*RECORD_FIELDS, "ok"} and recent[0]["ok"] is False
+            assert recent[0]["error"] == "upstream_unavailable" and recent[1]["stream"] is True
+            assert snapshot["last_request_at"] == max(r["time"] for r in recent)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_records_of_other_versions_are_read_generically(redis_server):
+    store = RedisStats(redis_server.url, flush_interval=NEVER)
+    try:
+        finish_one(store)
+        assert store.flush()
+        raw = redis.Redis.from_url(redis_server.url)
+        newer = {**store.snapshot()["recent"][0], "upstream": "api", "fell_back": True}
+        del newer["ok"]
+        raw.lpush(RECENT_LIST, json.dumps(newer), b'{"time": 1.0}')  # a newer and a broken record
+        recent = store.snapshot()["recent"]
+        assert len(recent) == 2 and recent[0]["status"] == 200  # the unknown fields dropped, the broken one skipped
+    finally:
+        store.close()
+
+
+def test_an_outage_costs_no_count_and_the_snapshot_says_unavailable(redis_server):
+    store = RedisStats(redis_server.url, flush_interval=NEVER)
+    try:
+        finish_one(store)
+        assert store.flush()
+        redis_server.kill()
+        for _ in range(5):
+            finish_one(store, 404)  # memory only: nothing waits on the dead Redis
+        assert store.flush() is False
+        with pytest.raises(StatsUnavailable) as caught:
+            store.snapshot()
+        assert caught.value.status == 503 and caught.value.code == "statistics_unavailable"
+        redis_server.start()  # a fresh, empty Redis on the same port
+        assert store.flush()
+        snapshot = store.snapshot()
+        assert (snapshot["total_requests"], snapshot["failed_requests"], len(snapshot["recent"])) == (5, 5, 5)
+    finally:
+        store.close()
+
+
+def test_the_writer_thread_writes_on_its_own(redis_server):
+    store = RedisStats(redis_server.url, flush_interval=0.05)
+    try:
+        finish_one(store)
+        assert wait_for(lambda: store.snapshot()["total_requests"] == 1, timeout=20), "the writer never wrote"
+    finally:
+        store.close()
+
+
+# ---- under gunicorn --------------------------------------------------------------------
+
+def ask(server, prompt: str = "hi", *, stream: bool = False, key: str = API_KEY) -> str:
+    """One chat completion through the real openai package, on a connection of its own
+    (so that requests spread over a server's workers)."""
+    with openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0, timeout=30) as client:
+        if stream:
+            chunks = client.chat.completions.create(model="GLM-4.6", stream=True,
+                                                    messages=[{"role": "user", "content": prompt}])
+            return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        answer = client.chat.completions.create(model="GLM-4.6", messages=[{"role": "user", "content": prompt}])
+        return answer.choices[0].message.content
+
+
+def snapshot(server) -> requests.Response:
+    with requests.Session() as session:  # a fresh connection: any worker may answer
+        return session.get(server.url + "/dashboard/snapshot", timeout=10)
+
+
+def consistent(body: dict) -> dict:
+    """A snapshot's cards and table agree (fewer than 100 requests here)."""
+    stats, recent = body["stats"], body["recent"]
+    assert stats["total_requests"] == len(recent), body
+    assert stats["successful_requests"] == sum(r["ok"] for r in recent), body
+    return stats
+
+
+def server_env(fake, **extra) -> dict[str, str]:
+    return {"UPSTREAM_URL": fake.completions_url, "DEBUG_MODE": "false", **extra}
+
+
+def test_two_instances_and_two_workers_show_one_dashboard(start_server, shared_fake, redis_server):
+    shared_fake.reset()
+    one = start_server(server_env(shared_fake, REDIS_URL=redis_server.url), env_local={"DEFAULT_KEY": API_KEY})
+    two = start_server(server_env(shared_fake, REDIS_URL=redis_server.url, WEB_CONCURRENCY="2"),
+                       env_local={"DEFAULT_KEY": API_KEY})
+    assert ask(one) and ask(one, stream=True) and ask(one)
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(lambda _: ask(two), range(5)))
+    with pytest.raises(openai.AuthenticationError):
+        ask(two, key="wrong")
+    # total, successful, failed: both instances' traffic, and the GET /v1/models each start answered
+    expected = (3 + 6 + 2, 3 + 5 + 2, 1)
+    for server in (one, two):
+        def summed(server=server) -> bool:
+            stats = consistent(snapshot(server).json())
+            assert stats["shared"] is True
+            return (stats["total_requests"], stats["successful_requests"], stats["failed_requests"],
+                    stats["in_flight"]) == (*expected, 0)
+
+        for _ in range(4):  # several loads: whichever worker answers, the same view
+            assert wait_for(summed, timeout=20), f"{server.url} does not show the sum"
+        assert requests.get(server.url + "/dashboard/stats", timeout=10).json()["total_requests"] == expected[0]
+
+
+def test_killing_redis_mid_run_costs_no_answer(start_server, shared_fake, redis_server):
+    shared_fake.reset()
+    server = start_server(server_env(shared_fake, REDIS_URL=redis_server.url, WEB_CONCURRENCY="2"),
+                          env_local={"DEFAULT_KEY": API_KEY})
+    assert ask(server)
+    assert wait_for(lambda: snapshot(server).json()["stats"]["total_requests"] == 2, timeout=20)  # and the start's
+    started = threading.Barrier(9)
+
+    def slow_stream(_):
+        started.wait(timeout=30)
+        return ask(server, "scenario:long transport:delay=0.05", stream=True)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = pool.map(slow_stream, range(8))
+        started.wait(timeout=30)
+        time.sleep(0.3)  # the streams are under way
+        redis_server.kill()
+        answers = list(answers)
+    assert answers == [LONG_TEXT] * 8
+    assert all(ask(server) for _ in range(3))  # later requests are answered too
+    for path in ("/dashboard/snapshot", "/dashboard/stats", "/dashboard/requests"):
+        response = requests.get(server.url + path, timeout=10)
+        assert response.status_code == 503, path
+        assert response.json()["error"]["code"] == "statistics_unavailable"
+    assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+    assert "Traceback" not in server.log()
+
+
+def metric_sum(server, name: str) -> float:
+    with requests.Session() as session:
+        text = session.get(server.url + "/metrics", timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name == name)
+
+
+def test_metrics_sum_every_worker(start_server, shared_fake):
+    shared_fake.reset()
+    server = start_server(server_env(shared_fake, WEB_CONCURRENCY="2"), env_local={"DEFAULT_KEY": API_KEY})
+    sent, per_worker = 1, {}  # the GET /v1/models of the start
+    with ThreadPoolExecutor(8) as pool:
+        while sent < 160 and (len(per_worker) < 2 or 0 in per_worker.values()):
+            assert all(pool.map(lambda _: ask(server), range(8)))
+            sent += 8
+            for _ in range(30):  # find both workers, each with its own share (no Redis here)
+                body = snapshot(server).json()
+                stats = consistent(body)
+                assert stats["shared"] is False and stats["workers"] == 2
+                per_worker[stats["pid"]] = stats["total_requests"]
+                if len(per_worker) == 2 and sum(per_worker.values()) == sent:
+                    break
+    assert len(per_worker) == 2 and 0 not in per_worker.values(), per_worker  # both workers served a share
+    assert sum(per_worker.values()) == sent
+    for _ in range(6):  # whichever worker answers the scrape, it counts both
+        assert metric_sum(server, "zto_http_requests_total") == sent
+        assert metric_sum(server, "zto_http_request_duration_seconds_count") == sent
