@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "zto"
 MODULES = sorted(f"zto.{path.stem}" for path in PACKAGE.glob("*.py") if path.stem != "__init__")
 # No web framework below the views: exceptions, metrics, statistics, settings, signing.
-PURE = ("zto.errors", "zto.metrics", "zto.stats", "zto.settings", "zto.signing")
+PURE = ("zto.errors", "zto.metrics", "zto.stats", "zto.stats_redis", "zto.settings", "zto.signing")
 
 
 def imports_of(module: str) -> set[str]:

@@ -21,7 +21,7 @@ from .error_handlers import register_error_handlers
 from .http import build_session
 from .metrics import Metrics
 from .settings import Settings, SettingsError, load_settings
-from .stats import open_stats
+from .stats import Stats, StatsStore
 from .upstreams import Upstreams
 from .web_chat import WebChat
 
@@ -47,6 +47,15 @@ def build_upstreams(settings: Settings, session, metrics: Metrics) -> Upstreams:
     if missing:
         raise SettingsError(f"UPSTREAMS: this version of zto has no {', '.join(missing)} upstream yet")
     return Upstreams([kinds[kind](settings, session, metrics) for kind in settings.upstream_order], metrics)
+
+
+def open_stats(settings: Settings) -> StatsStore:
+    """Redis when ``REDIS_URL`` is set (every worker and instance), else this worker's memory."""
+    if settings.redis_url:
+        from .stats_redis import RedisStats  # the redis client is loaded only when used
+
+        return RedisStats(settings.redis_url)
+    return Stats()
 
 
 def create_app(settings: Settings | None = None) -> Flask:

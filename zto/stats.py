@@ -10,7 +10,7 @@ the client walked away. Two stores keep them, behind one small interface
 - ``RedisStats`` (``zto.stats_redis``, when ``REDIS_URL`` is set): in Redis, shared by
   every worker and every instance.
 
-``open_stats`` picks one from the settings. Both produce the same snapshot
+``create_app`` picks one from the settings. Both produce the same snapshot
 (``summarize``), with ``shared`` saying whether it covers all traffic. Each recent
 request is sent with its ``ok``, the one place that says what a success is, and with
 every field of ``RequestRecord``, so a field added there reaches the dashboard's JSON
@@ -24,10 +24,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from .settings import Settings
+from typing import Protocol
 
 RECENT = 100
 
@@ -194,11 +191,3 @@ class Stats:
             totals, in_flight = replace(self._totals), self._in_flight
         return summarize(totals, recent, in_flight, self._started, shared=False)
 
-
-def open_stats(settings: Settings) -> StatsStore:
-    """Redis when ``REDIS_URL`` is set, else this worker's memory."""
-    if settings.redis_url:
-        from .stats_redis import RedisStats  # the redis client is loaded only when used
-
-        return RedisStats(settings.redis_url)
-    return Stats()
