@@ -69,14 +69,15 @@ def test_models_are_listed_without_a_key(client_with):
     assert response.status_code == 200
     body = response.get_json()
     assert body["object"] == "list"
-    assert [m["id"] for m in body["data"]] == ["GLM-4.6", "GLM-4.5", "GLM-4.5-Air", "GLM-Custom"]
+    assert [m["id"] for m in body["data"]] == ["GLM-4.6", "GLM-4.7", "GLM-4.6V", "GLM-5", "GLM-4.5", "GLM-4.5-Air",
+                                              "GLM-Custom"]
     for model in body["data"]:
         assert model["object"] == "model" and isinstance(model["created"], int) and model["owned_by"]
 
 
 def test_default_models(client):
     ids = {m["id"] for m in client.get("/v1/models").get_json()["data"]}
-    assert ids == {"GLM-4.6", "GLM-4.5", "GLM-4.5-Air"}
+    assert ids == {"GLM-4.6", "GLM-4.7", "GLM-4.6V", "GLM-5", "GLM-4.5", "GLM-4.5-Air"}
 
 
 def test_retrieve_model(client):
@@ -241,7 +242,7 @@ def test_upstream_request_shape(client, fake):
     token = fake.guest_tokens[0]
     headers, query, body = first.headers, first.query, first.body
     assert headers["authorization"] == f"Bearer {token}"
-    assert headers["x-fe-version"] == "prod-fe-1.0.94"
+    assert headers["x-fe-version"] == "prod-fe-1.1.93"  # FE_VERSION: newer than the landing page
     assert len(headers["x-signature"]) == 64
     assert "Chrome/" in headers["user-agent"]
     assert "Chrome" in headers["sec-ch-ua"] and headers["sec-ch-ua-mobile"] == "?0"
@@ -253,7 +254,7 @@ def test_upstream_request_shape(client, fake):
     assert query["pathname"] == f"/c/{body['chat_id']}"
     assert body["signature_prompt"] == "first" and body["stream"] is True
     assert body["messages"] == [{"role": "user", "content": "first"}]
-    assert body["model"] == "GLM-4-6-API-V1"
+    assert body["model"] == "glm-4.6"
     assert body["params"] == {"temperature": 0.3, "top_p": 0.9, "max_tokens": 100}
     assert second.body["params"] == {}
     assert body["features"]["enable_thinking"] is False
@@ -268,8 +269,8 @@ def test_signature_prompt_is_the_last_user_text(client, fake):
 
 
 @pytest.mark.parametrize("model, upstream", [
-    ("GLM-4.6", "GLM-4-6-API-V1"), ("GLM-4.5", "0727-360B-API"), ("GLM-4.5-Air", "0727-106B-API"),
-    ("glm-4.5-air", "0727-106B-API"), ("some-other-model", "GLM-4-6-API-V1"),
+    ("GLM-4.6", "glm-4.6"), ("GLM-4.7", "glm-4.7"), ("GLM-5", "glm-5"), ("GLM-4.5-Air", "glm-4.5-air"),
+    ("glm-4.5-air", "glm-4.5-air"), ("some-other-model", "glm-4.6"),
 ])
 def test_model_mapping(client, fake, model, upstream):
     response = ask(client, model=model)
@@ -311,18 +312,18 @@ def test_wrong_signature_secret_is_a_clear_502(client_with, fake):
 # ---- 6. front-end version ----------------------------------------------------------------
 
 def test_fe_version_is_discovered(client, fake):
-    fake.landing_version = fake.min_fe_version = "prod-fe-1.0.120"
+    fake.landing_version = fake.min_fe_version = "prod-fe-1.2.0"
     response = ask(client)
     assert response.status_code == 200
-    assert fake.requests[-1].headers["x-fe-version"] == "prod-fe-1.0.120"
+    assert fake.requests[-1].headers["x-fe-version"] == "prod-fe-1.2.0"
     assert any(path == "/" for _, path, _ in fake.seen)
 
 
 def test_without_discovery_an_outdated_version_is_a_502_naming_fe_version(client_with, fake):
-    fake.landing_version = fake.min_fe_version = "prod-fe-1.0.120"
+    fake.landing_version = fake.min_fe_version = "prod-fe-1.2.0"
     error = error_of(ask(client_with(fe_version_discovery=False)), 502, "FE_VERSION", "outdated")
     assert error["code"] == "upstream_version_rejected"
-    assert fake.requests[-1].headers["x-fe-version"] == "prod-fe-1.0.94"
+    assert fake.requests[-1].headers["x-fe-version"] == "prod-fe-1.1.93"
     assert not any(path == "/" for _, path, _ in fake.seen)
     error_of(ask(client_with(fe_version_discovery=False), stream=True), 502, "FE_VERSION")
 

@@ -324,13 +324,13 @@ def test_unknown_model_falls_back_to_the_default_models_upstream_id(tmp_path):
     settings = load_settings({"MODEL_NAME": "GLM-4.5"}, env_dir=tmp_path)
     chat = parse_chat_request(json.dumps({"model": "claude-3", "messages": HI}).encode(), settings=settings)
     assert chat.model == "claude-3"
-    assert resolve_model(chat.model, settings.models, settings.model_name)[0] == "0727-360B-API"
+    assert resolve_model(chat.model, settings.models, settings.model_name)[0] == "glm-4.5"
 
 
 def test_default_model_name_outside_the_map_uses_the_first_id(tmp_path):
     settings = load_settings({"MODEL_NAME": "My-GLM"}, env_dir=tmp_path)
-    assert resolve_model("anything", settings.models, settings.model_name) == ("GLM-4-6-API-V1", False, False)
-    assert resolve_model("My-GLM-Thinking", settings.models, settings.model_name) == ("GLM-4-6-API-V1", True, False)
+    assert resolve_model("anything", settings.models, settings.model_name) == ("glm-4.6", False, False)
+    assert resolve_model("My-GLM-Thinking", settings.models, settings.model_name) == ("glm-4.6", True, False)
 
 
 # ---- thinking switches, tools, stop ------------------------------------------------------

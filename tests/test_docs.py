@@ -29,3 +29,14 @@ def test_readme_starts_with_the_two_commands():
     readme = (ROOT / "README.md").read_text()
     assert readme.index("make run") < readme.index("## Using it")
     assert readme.index("make test") < readme.index("## Using it")
+
+
+def test_readme_says_which_upstream_works_before_the_quick_start():
+    readme = (ROOT / "README.md").read_text()
+    which, start = readme.index("## Which upstream?"), readme.index("## Quick start")
+    assert which < start < readme.index("## Using it")
+    section = readme[which:start]
+    for words in ("captcha", "12 May 2026", "ZAI_API_KEY", "glm-4.5-flash", "`web,api`", "X-Zto-Warning"):
+        assert words in section, words
+    quick_start = readme[start:readme.index("## Using it")]
+    assert "\nmake run " in quick_start and "\nZAI_API_KEY=your-key make run" in quick_start

@@ -293,7 +293,7 @@ def test_landing_page_failing_is_reported_and_fe_version_used(fake, make_setting
     fake.landing_status = 503
     run = check(make_settings(), fake)
     line = run.failed("web landing page")
-    assert "unavailable" in line and "FE_VERSION (now prod-fe-1.0.94)" in line
+    assert "unavailable" in line and "FE_VERSION (now prod-fe-1.1.93)" in line
     run.ok("web completion")
     assert run.code == 0
 
@@ -305,15 +305,15 @@ def test_landing_page_without_a_version(make_settings):
 
 
 def test_a_newer_discovered_version_is_the_one_sent(make_settings):
-    with FakeZai(landing_version="prod-fe-1.1.93", min_fe_version="prod-fe-1.1.0") as fake:
+    with FakeZai(landing_version="prod-fe-1.2.5", min_fe_version="prod-fe-1.2.0") as fake:
         run = check(make_settings(upstream_url=fake.completions_url), fake)
-        assert fake.requests[0].headers["x-fe-version"] == "prod-fe-1.1.93"
-    assert "prod-fe-1.1.93 is sent" in run.ok("web landing page")
+        assert fake.requests[0].headers["x-fe-version"] == "prod-fe-1.2.5"
+    assert "prod-fe-1.2.5 is sent" in run.ok("web landing page")
     run.ok("web completion")
 
 
 def test_discovery_off_with_a_stale_fe_version_warns_then_426(make_settings):
-    with FakeZai(landing_version="prod-fe-1.1.93", min_fe_version="prod-fe-1.1.0") as fake:
+    with FakeZai(landing_version="prod-fe-1.2.5", min_fe_version="prod-fe-1.2.0") as fake:
         run = check(make_settings(upstream_url=fake.completions_url, fe_version_discovery=False), fake)
     warning = run.line("web landing page")
     assert warning.startswith("! ") and "FE_VERSION=prod-fe-1.1.93" in warning
@@ -427,7 +427,7 @@ def test_python_m_zto_doctor_reads_env_local(fake, tmp_path):
         f"UPSTREAM_URL={fake.completions_url}\nDEFAULT_KEY={API_KEY}\nZAI_TOKEN={token}\n")
     result = run_command(["doctor"], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "✓ web completion (GLM-4.6 → GLM-4-6-API-V1, ZAI_TOKEN #1)" in result.stdout
+    assert "✓ web completion (GLM-4.6 → glm-4.6, ZAI_TOKEN #1)" in result.stdout
     assert str(tmp_path) in result.stdout.splitlines()[0]
     assert token not in result.stdout + result.stderr and API_KEY not in result.stdout + result.stderr
     assert [r.token for r in fake.requests] == [token]

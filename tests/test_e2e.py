@@ -97,7 +97,7 @@ def configured(configured_server, configured_fake):
 
 def test_models_with_the_openai_client(oai):
     ids = [m.id for m in oai.models.list()]
-    assert ids == ["GLM-4.6", "GLM-4.5", "GLM-4.5-Air"]
+    assert ids == ["GLM-4.6", "GLM-4.7", "GLM-4.6V", "GLM-5", "GLM-4.5", "GLM-4.5-Air"]
     model = oai.models.retrieve("GLM-4.5")
     assert model.id == "GLM-4.5" and model.object == "model" and model.owned_by
     with pytest.raises(openai.NotFoundError) as caught:

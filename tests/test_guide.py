@@ -205,3 +205,13 @@ def test_the_modules_cite_tests_that_exist():
     cited = {name for source in (root / "zto").glob("*.py")
              for name in re.findall(r"tests/[\w/]+\.py", source.read_text())}
     assert cited and all((root / name).is_file() for name in cited), cited
+
+
+def test_docs_say_which_upstream_answers_and_why_the_web_chat_refuses(client):
+    page = client.get("/docs").get_data(as_text=True)
+    which = html.unescape(re.search(r'<p id="which-upstream">(.*?)</p>', page, re.S).group(1))
+    assert "<strong>Z.ai's web chat</strong>" in which and "official API</strong>" not in which
+    for words in ("captcha", "upstream_captcha_required", "ZAI_API_KEY", "UPSTREAMS=web,api", "X-Zto-Warning"):
+        assert words in which, words
+    for field in ("reasoning_effort", "<code>thinking</code>", "tool_choice", "<code>stop</code>"):
+        assert field in page, field

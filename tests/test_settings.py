@@ -32,14 +32,15 @@ def test_defaults_are_the_seeds(tmp_path):
     assert s.default_stream is False
     assert s.dashboard_enabled is True
     assert s.enable_thinking is False
-    assert s.upstream_url == "https://chat.z.ai/api/chat/completions"
+    assert s.upstream_url == "https://chat.z.ai/api/v2/chat/completions"
     assert s.thinking_mode == "reasoning"
     assert s.signature_scheme == "hmac"
     assert s.signature_secret == "key-@@@@)))()((9))-xxxx&&&%%%%%"
-    assert s.fe_version == "prod-fe-1.0.94"
+    assert s.fe_version == "prod-fe-1.1.93"
     assert s.max_body_bytes == 8 * 1024 * 1024
     assert s.upstream_proxy == ""
-    assert s.models == {"GLM-4.6": "GLM-4-6-API-V1", "GLM-4.5": "0727-360B-API", "GLM-4.5-Air": "0727-106B-API"}
+    assert s.models == {"GLM-4.6": "glm-4.6", "GLM-4.7": "glm-4.7", "GLM-4.6V": "glm-4.6v", "GLM-5": "glm-5",
+                        "GLM-4.5": "glm-4.5", "GLM-4.5-Air": "glm-4.5-air"}
 
 
 def test_settings_are_frozen(tmp_path):
@@ -128,7 +129,7 @@ def test_valid_values(tmp_path):
 
 
 def test_model_name_outside_the_map_is_offered_with_the_first_id(tmp_path):
-    assert load(tmp_path, {"MODEL_NAME": "Custom"}).models["Custom"] == "GLM-4-6-API-V1"
+    assert load(tmp_path, {"MODEL_NAME": "Custom"}).models["Custom"] == "glm-4.6"
 
 
 @pytest.mark.parametrize(("url", "origin"), [

@@ -60,13 +60,14 @@ def _samples(model: str) -> dict[str, str]:
 
 @bp.get("/docs")
 def show_guide():
-    settings = resources().settings
+    res = resources()
+    settings = res.settings
     base = server_url()
     return render_template(
-        "docs.html", base_url=base, api_url=base + "/v1", models=list(settings.models), model=settings.model_name,
+        "docs.html", base_url=base, api_url=base + "/v1", models=res.upstreams.models(), model=settings.model_name,
         key=PLACEHOLDER_KEY, thinking_mode=settings.thinking_mode, thinking_modes=THINKING_MODES,
         default_stream=settings.default_stream, dashboard=settings.dashboard_enabled,
-        metrics=settings.metrics_enabled, samples=_samples(settings.model_name))
+        metrics=settings.metrics_enabled, upstreams=settings.upstream_order, samples=_samples(settings.model_name))
 
 
 @bp.get("/openapi.json")

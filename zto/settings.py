@@ -28,7 +28,8 @@ DEFAULT_USER_AGENT = (
     "(KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36"
 )
 DEFAULT_SEC_CH_UA = '"Chromium";v="140", "Not=A?Brand";v="24", "Google Chrome";v="140"'
-DEFAULT_MODEL_MAP = "GLM-4.6=GLM-4-6-API-V1,GLM-4.5=0727-360B-API,GLM-4.5-Air=0727-106B-API"
+# Z.ai's web chat names its models by lowercase ids since December 2025.
+DEFAULT_MODEL_MAP = "GLM-4.6=glm-4.6,GLM-4.7=glm-4.7,GLM-4.6V=glm-4.6v,GLM-5=glm-5,GLM-4.5=glm-4.5,GLM-4.5-Air=glm-4.5-air"
 DEFAULT_API_BASE = "https://api.z.ai/api/paas/v4"
 DEFAULT_API_MODEL_MAP = (
     "GLM-4.6=glm-4.6,GLM-4.5=glm-4.5,GLM-4.5-Air=glm-4.5-air,GLM-4.5-Flash=glm-4.5-flash,"
@@ -184,7 +185,7 @@ class Settings:
     enable_thinking: bool = _setting(
         "ENABLE_THINKING", "false", _bool, "ask for reasoning when a request does not say `enable_thinking`")
     upstream_url: str = _setting(
-        "UPSTREAM_URL", "https://chat.z.ai/api/chat/completions", _http_url,
+        "UPSTREAM_URL", "https://chat.z.ai/api/v2/chat/completions", _http_url,
         "Z.ai's completion endpoint; the guest-token and landing-page URLs use its origin")
 
     # What zto adds.
@@ -198,7 +199,7 @@ class Settings:
     signature_secret: str = _setting(
         "SIGNATURE_SECRET", "key-@@@@)))()((9))-xxxx&&&%%%%%", _text, "the secret of the hmac signature scheme")
     fe_version: str = _setting(
-        "FE_VERSION", "prod-fe-1.0.94", _text, "X-FE-Version sent to Z.ai (the fallback when discovery finds none)")
+        "FE_VERSION", "prod-fe-1.1.93", _text, "X-FE-Version sent to Z.ai (the fallback when discovery finds none)")
     fe_version_discovery: bool = _setting(
         "FE_VERSION_DISCOVERY", "true", _bool, "read the current front-end version from Z.ai's landing page")
     fe_version_cache_s: float = _setting(
