@@ -334,3 +334,11 @@ def test_an_upstream_that_cannot_serve_is_skipped_unless_none_can():
     assert web.asked == 0 and answer.fell_back is False and router.warning(chat_request(), "c") is None
     alone = Upstreams([web], Metrics())
     assert alone.warning(chat_request(), "c") == "no tools here"
+
+
+def test_a_426_is_retried_once_with_the_front_end_version_read_again(client, fake):
+    assert ask(client).status_code == 200  # discovery looked once: FE_VERSION is newer than the page
+    fake.landing_version = fake.min_fe_version = "prod-fe-1.2.0"  # Z.ai deploys a new front end
+    assert ask(client).status_code == 200
+    assert [r.headers["x-fe-version"] for r in fake.requests[-2:]] == ["prod-fe-1.1.93", "prod-fe-1.2.0"]
+    assert fake.requests[-2].token == fake.requests[-1].token  # the token was not the problem
