@@ -163,3 +163,17 @@ def test_watch_ends_pieces_once_the_grace_period_is_over():
     with pytest.raises(ServerStopping) as caught:
         next(pieces)
     assert caught.value.status == 503 and caught.value.code == "server_shutting_down"
+
+
+def test_readme_stop_timeouts_outlast_the_grace_period():
+    import re
+    from pathlib import Path
+
+    from zto.settings import load_settings
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    grace = load_settings({}, env_dir="/nonexistent").graceful_timeout_s
+    docker = re.search(r"docker run [^\n]*--stop-timeout (\d+)", readme)
+    systemd = re.search(r"^TimeoutStopSec=(\d+)$", readme, re.M)
+    assert docker and systemd, "the Docker and systemd examples set no stop timeout"
+    assert int(docker.group(1)) > grace and int(systemd.group(1)) > grace
