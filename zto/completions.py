@@ -20,7 +20,7 @@ from .errors import ProxyError, UpstreamError
 from .metrics import NO_METRICS, Metrics
 from .openai_format import DONE, ChunkEncoder, ThinkingPresenter, error_event, merge_tool_calls
 from .stats import PendingRequest
-from .upstreams import Answer
+from .upstreams import Answer, log_failure
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ def sse_stream(answer: Answer, encoder: ChunkEncoder, presenter: ThinkingPresent
         yield DONE
         finished = True
     except ProxyError as error:  # an upstream failure, or the grace period of a restart ending
-        log.warning("stream ended: %s: %s", error.code, error.message)
         if isinstance(error, UpstreamError):
+            log_failure(answer.upstream, error, "stream ended with an error event")
             metrics.upstream_error(error.code)
         record.error = error.code
         yield error_event(error.to_dict())
@@ -89,6 +89,7 @@ def collect(answer: Answer, presenter: ThinkingPresenter,
             deltas.extend(piece.tool_calls)
     except BaseException as error:
         if isinstance(error, UpstreamError):
+            log_failure(answer.upstream, error, "sent to the client")
             metrics.upstream_error(error.code)
         answer.close()
         raise

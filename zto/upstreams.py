@@ -23,7 +23,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from .errors import UpstreamRejected
+from .errors import ProxyError, UpstreamRejected
 
 if TYPE_CHECKING:
     from .chat_request import ChatRequest
@@ -31,6 +31,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 WARNED_CLIENTS_LIMIT = 10000  # clients remembered for the once-per-client warning log
+REASON_LIMIT = 200  # characters of an error message a failure's log line keeps
+
+
+def log_failure(upstream: str, error: ProxyError, outcome: str) -> None:
+    """One WARNING line for an upstream failure, whatever DEBUG_MODE is: its code, the
+    upstream, the status the client gets, a short reason, and what zto does about it
+    (``outcome``: "retrying", "falling back", "answered", "stream ended"...)."""
+    reason = " ".join(error.message.split())
+    if len(reason) > REASON_LIMIT:
+        reason = reason[:REASON_LIMIT - 1] + "…"
+    log.warning("upstream failure: code=%s upstream=%s status=%s %s: %s", error.code, upstream, error.status,
+                outcome, reason)
 
 
 class Piece(NamedTuple):
@@ -128,9 +140,13 @@ class Upstreams:
                 answer = upstream.start(chat)
             except UpstreamRejected as error:
                 if not error.fallback or i + 1 == len(order):
+                    log_failure(upstream.name, error, "sent to the client")
                     raise
-                log.info("%s refused (%s): asking %s instead", upstream.name, error.code, order[i + 1].name)
+                log_failure(upstream.name, error, f"asking {order[i + 1].name} instead")
                 continue
+            except ProxyError as error:
+                log_failure(upstream.name, error, "sent to the client")
+                raise
             answer.fell_back = i > 0
             self._metrics.upstream_answered(answer.upstream, answer.fell_back)
             return answer

@@ -28,7 +28,7 @@ from .settings import Settings
 from .sse import SSEDecoder, parse_event
 from .tokens import GuestTokens, StaticTokens, TokenSource, redact
 from .translate import AnswerAssembler, is_captcha_refusal
-from .upstreams import TICK, Piece
+from .upstreams import TICK, Piece, log_failure
 from .web_request import WebRequestBuilder
 
 if TYPE_CHECKING:
@@ -47,8 +47,9 @@ def captcha_rejection() -> UpstreamRejected:
     return UpstreamRejected(CAPTCHA_MESSAGE, status=403, code="upstream_captcha_required", fallback=True)
 
 
-def rejection(status: int | None, detail: str, fe_version: str = "") -> UpstreamRejected:
-    """The error a client sees for a Z.ai error answer or in-stream error event."""
+def rejection(status: int | None, detail: str, fe_version: str = "", *, anonymous: bool = False) -> UpstreamRejected:
+    """The error a client sees for a Z.ai error answer or in-stream error event;
+    ``anonymous``: the token was a guest's (ZAI_TOKEN is empty)."""
     lowered = detail.lower()
     if status == 426 or "outdated" in lowered or "client version" in lowered:
         return UpstreamRejected(
@@ -63,6 +64,11 @@ def rejection(status: int | None, detail: str, fe_version: str = "") -> Upstream
         return UpstreamRejected(
             f"Z.ai is rate-limiting this token ({detail}). Wait and retry; several tokens in ZAI_TOKEN "
             "spread the load.", status=429, code="upstream_rate_limited", retryable=True)
+    if status == 401 and anonymous:
+        return UpstreamRejected(
+            f"Z.ai refused the anonymous guest token ({detail}). Z.ai may be limiting guests from this "
+            "server's address: try again later, or set ZAI_TOKEN to a logged-in token (or ZAI_API_KEY for "
+            "the official API).", code="upstream_unauthorized", retryable=True)
     if status == 401:
         return UpstreamRejected(
             f"Z.ai refused the token ({detail}). Check ZAI_TOKEN (it may have expired), or leave it "
@@ -82,7 +88,7 @@ def rejection(status: int | None, detail: str, fe_version: str = "") -> Upstream
     return UpstreamRejected(f"Z.ai failed to answer ({shown}). Try again later.")
 
 
-def http_rejection(status: int, text: str, fe_version: str = "") -> UpstreamRejected:
+def http_rejection(status: int, text: str, fe_version: str = "", *, anonymous: bool = False) -> UpstreamRejected:
     """The error for an HTTP error answer: its body may be the captcha refusal."""
     try:
         body = json.loads(text)
@@ -92,7 +98,7 @@ def http_rejection(status: int, text: str, fe_version: str = "") -> UpstreamReje
         nested = [body, body.get("error"), body.get("detail"), body.get("data")]
         if any(isinstance(level, dict) and is_captcha_refusal(level) for level in nested):
             return captcha_rejection()
-    return rejection(status, detail_of(text), fe_version)
+    return rejection(status, detail_of(text), fe_version, anonymous=anonymous)
 
 
 class WebAnswer:
@@ -102,9 +108,11 @@ class WebAnswer:
 
     upstream = "web"
 
-    def __init__(self, body: StreamedBody, fe_version: str, release: Callable[[], None] | None = None) -> None:
+    def __init__(self, body: StreamedBody, fe_version: str, release: Callable[[], None] | None = None, *,
+                 anonymous: bool = False) -> None:
         self.fell_back = False
         self.fe_version = fe_version  # the X-FE-Version it was asked with, for error messages
+        self.anonymous = anonymous  # a guest token: error messages must not talk about ZAI_TOKEN's value
         self._body = body
         self._release = release  # called once on close: the token is no longer in use
         self._assembler = AnswerAssembler()
@@ -192,7 +200,7 @@ class WebAnswer:
             return captcha_rejection()
         if failure.code == 426 or "outdated" in failure.message.lower():
             log.warning("Z.ai says front-end version %s is outdated", self.fe_version)
-        return rejection(failure.code, failure.message, self.fe_version)
+        return rejection(failure.code, failure.message, self.fe_version, anonymous=self.anonymous)
 
 
 class WebChat:
@@ -230,7 +238,7 @@ class WebChat:
         response = send(self.session, "GET", self.requests.origin + path,
                         headers=self.requests.browser_headers, timeout=self._timeout)
         if response.status_code != 200:
-            raise http_rejection(response.status_code, error_text(response))
+            raise http_rejection(response.status_code, error_text(response), anonymous=not self.settings.zai_tokens)
         return response
 
     def fetch_guest_token(self) -> str:
@@ -254,8 +262,10 @@ class WebChat:
         log.debug("upstream call model=%s token=%s", chat.model, redact(token))
         response = send(self.session, "POST", url, data=body, headers=headers, stream=True, timeout=self._timeout)
         if response.status_code != 200:
-            raise http_rejection(response.status_code, error_text(response), fe_version)
-        return WebAnswer(StreamedBody(response), fe_version, self.metrics.upstream_opened(self._token_kind))
+            raise http_rejection(response.status_code, error_text(response), fe_version,
+                                 anonymous=not self.settings.zai_tokens)
+        return WebAnswer(StreamedBody(response), fe_version, self.metrics.upstream_opened(self._token_kind),
+                         anonymous=not self.settings.zai_tokens)
 
     def start(self, chat: ChatRequest) -> WebAnswer:
         """Open the answer and prime it: retried once with another token on 401/429,
@@ -292,11 +302,11 @@ class WebChat:
             self.fe_version.invalidate()
             if self.fe_version.current() == fe_version:
                 return None
-            log.info("retrying with front-end version %s", self.fe_version.current())
+            log_failure(self.name, error, f"retrying with front-end version {self.fe_version.current()}")
             return token
         if not (isinstance(error, UpstreamRejected) and error.retryable):
             return None
         replacement = self.tokens.another(token)
         if replacement is not None:
-            log.info("retrying with another token after: %s", error.code)
+            log_failure(self.name, error, "retrying with another token")
         return replacement
