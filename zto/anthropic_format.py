@@ -6,7 +6,8 @@ the order they came: reasoning becomes a ``thinking`` block (closed with a
 (its id prefixed ``toolu_``, its arguments streamed as ``input_json_delta``). A piece
 of another kind closes the open block, so blocks never interleave. ``feed`` and
 ``finish`` return the stream's events as dicts, and ``message`` is the same answer
-whole, so streamed and whole answers cannot disagree. ``sse`` writes one event.
+whole, so streamed and whole answers cannot disagree. ``sse`` writes one event;
+``MessageStream`` is the stream's ``EventWriter`` (``streaming``).
 
 Stop sequences are applied here, to the text only: text that might begin one is
 held back until it is known not to, and the first one found ends the answer
@@ -22,7 +23,7 @@ import secrets
 import orjson
 
 from .errors import ProxyError, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
-from .upstreams import Piece
+from .upstreams import Answer, Piece
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -267,6 +268,32 @@ class MessageBuilder:
             raise RuntimeError("message() before finish()")
         return {"id": self.id, "type": "message", "role": "assistant", "model": self.model,
                 "content": self.blocks, **self._result}
+
+
+class MessageStream:
+    """A ``MessageBuilder``'s events as server-sent events: the ``EventWriter`` that
+    ``streaming.stream_answer`` writes an Anthropic stream with."""
+
+    keepalive = PING
+
+    def __init__(self, builder: MessageBuilder) -> None:
+        self.builder = builder
+
+    @property
+    def done(self) -> bool:
+        return self.builder.stopped
+
+    def start(self) -> bytes:
+        return sse(self.builder.start())
+
+    def piece(self, piece: Piece) -> bytes:
+        return b"".join(map(sse, self.builder.feed(piece)))
+
+    def end(self, answer: Answer) -> bytes:
+        return b"".join(map(sse, self.builder.finish(answer.finish_reason, answer.usage)))
+
+    def failure(self, error: ProxyError) -> bytes:
+        return error_event(error)
 
 
 def _tool_input(arguments: str) -> dict:

@@ -15,7 +15,7 @@ request model, one validation, whichever front end the client spoke.
 - ``image`` blocks become ``image_url`` parts (base64 sources as ``data:`` URLs).
 - ``stop_sequences`` are not sent upstream: zto applies them to the answer itself
   (``anthropic_format``), so it can say which one stopped it.
-- ``top_k`` and ``metadata`` are ignored.
+- ``top_k``, ``metadata`` and ``disable_parallel_tool_use`` are ignored.
 
 Claude model names map to GLM models by ``ANTHROPIC_MODEL_MAP`` (``resolve_model``).
 ``estimate_tokens`` is the rough count ``count_tokens`` answers with. Pure code.
@@ -220,18 +220,16 @@ def _tools(tools) -> list[dict]:
     return result
 
 
-def _tool_choice(choice) -> tuple[object, bool | None]:
-    """OpenAI's tool_choice, and parallel_tool_calls (None: not said)."""
+def _tool_choice(choice) -> object:
     if not isinstance(choice, dict) or choice.get("type") not in TOOL_CHOICES:
         raise _fail("'tool_choice' must be an object whose type is auto, any, tool or none.", "tool_choice")
-    parallel = None if choice.get("disable_parallel_tool_use") is None else not choice["disable_parallel_tool_use"]
     kind = choice["type"]
     if kind == "tool":
         name = choice.get("name")
         if not isinstance(name, str) or not name:
             raise _fail("'tool_choice' of type tool must name the tool.", "tool_choice")
-        return {"type": "function", "function": {"name": name}}, parallel
-    return {"auto": "auto", "any": "required", "none": "none"}[kind], parallel
+        return {"type": "function", "function": {"name": name}}
+    return {"auto": "auto", "any": "required", "none": "none"}[kind]
 
 
 def _thinking(thinking) -> bool:
@@ -272,9 +270,7 @@ def to_openai_body(body, *, model_map: Iterable[tuple[str, str]], default_model:
     if tools := _tools(body.get("tools")):
         openai["tools"] = tools
     if body.get("tool_choice") is not None:
-        openai["tool_choice"], parallel = _tool_choice(body["tool_choice"])
-        if parallel is not None:
-            openai["parallel_tool_calls"] = parallel
+        openai["tool_choice"] = _tool_choice(body["tool_choice"])
     if body.get("thinking") is not None:
         openai["enable_thinking"] = _thinking(body["thinking"])
     return openai

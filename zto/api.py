@@ -51,7 +51,7 @@ def _check_api_key() -> None:
                            local_client=local)
 
 
-def _body() -> bytes:
+def read_body() -> bytes:
     """The request body; 413 above MAX_REQUEST_BYTES, with or without a Content-Length."""
     limit = resources().settings.max_body_bytes
     too_large = ProxyError(f"The request body is larger than MAX_REQUEST_BYTES ({limit} bytes).",
@@ -74,7 +74,7 @@ def chat_completions():
     _check_api_key()
     res = resources()
     settings = res.settings
-    chat = parse_chat_request(_body(), settings=settings)
+    chat = parse_chat_request(read_body(), settings=settings)
     g.pending.model, g.pending.stream = chat.model, chat.stream
     warning = res.upstreams.warning(chat, client=g.pending.client_ip)
     answer = shutdown.guard(current_app, res.upstreams.start(chat))

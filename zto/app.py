@@ -15,7 +15,7 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, api_keys, dashboard, guide, health, metrics_page, page_auth, shutdown, tracking
+from . import api, api_keys, dashboard, guide, health, messages, metrics_page, page_auth, shutdown, tracking
 from .context import Resources
 from .error_handlers import register_error_handlers
 from .http import build_session
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                          "/openapi.json": {"origins": list(settings.cors_origins)}})
     tracking.init_app(app, stats, metrics, untracked=UNTRACKED_BLUEPRINTS)
     app.register_blueprint(api.bp)
+    app.register_blueprint(messages.bp)
     app.register_blueprint(guide.bp)
     app.register_blueprint(health.bp)
     if settings.dashboard_enabled:

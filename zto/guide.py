@@ -67,7 +67,8 @@ def show_guide():
         "docs.html", base_url=base, api_url=base + "/v1", models=res.upstreams.models(), model=settings.model_name,
         key=PLACEHOLDER_KEY, thinking_mode=settings.thinking_mode, thinking_modes=THINKING_MODES,
         default_stream=settings.default_stream, dashboard=settings.dashboard_enabled,
-        metrics=settings.metrics_enabled, upstreams=settings.upstream_order, samples=_samples(settings.model_name))
+        metrics=settings.metrics_enabled, upstreams=settings.upstream_order, samples=_samples(settings.model_name),
+        claude_map=settings.anthropic_model_map)
 
 
 @bp.get("/openapi.json")

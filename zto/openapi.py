@@ -8,6 +8,7 @@ validates real answers (models, completions, stream chunks, errors, dashboard JS
 
 from __future__ import annotations
 
+from . import openapi_messages
 from .settings import THINKING_MODES, Settings
 
 STRING = {"type": "string"}
@@ -195,6 +196,7 @@ def document(settings: Settings, server_url: str) -> dict:
             },
         }},
     }
+    paths.update(openapi_messages.paths())
     paths["/healthz"] = {"get": {
         "operationId": "health", "summary": "Whether the server answers (for Docker and load balancers)",
         "description": "Not counted as traffic by the dashboard or /metrics.", "tags": ["operators"],
@@ -244,9 +246,10 @@ def document(settings: Settings, server_url: str) -> dict:
         "security": [{"apiKey": []}],
         "paths": paths,
         "components": {
-            "schemas": schemas(settings),
+            "schemas": {**schemas(settings), **openapi_messages.schemas()},
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "one of DEFAULT_KEY"},
+                "anthropicKey": openapi_messages.SECURITY_SCHEME,
                 "dashboardKey": {"type": "http", "scheme": "bearer", "description": "DASHBOARD_KEY"},
                 "dashboardCookie": {"type": "apiKey", "in": "cookie", "name": "zto_dashboard",
                                     "description": "set by the /dashboard/login form"},
