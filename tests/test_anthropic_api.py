@@ -235,10 +235,12 @@ def test_stats_and_metrics_count_the_new_routes(client):
     mine = [r for r in recent if r["path"] == "/v1/messages"]
     assert len(mine) == 3 and {r["model"] for r in mine if r["ok"]} == {"claude-sonnet-4-5-20250929"}
     assert sorted(r["stream"] for r in mine if r["ok"]) == [False, True]
+    assert {r["upstream"] for r in mine if r["ok"]} == {"web"}
     assert [r["status"] for r in mine if not r["ok"]] == [401]
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'zto_http_requests_total{method="POST",path="/v1/messages",status="200"} 2.0' in metrics
     assert 'zto_http_requests_total{method="POST",path="/v1/messages",status="401"} 1.0' in metrics
+    assert 'zto_upstream_answers_total{fell_back="false",upstream="web"} 2.0' in metrics
 
 
 def schema_validator(client, name: str) -> Draft202012Validator:
