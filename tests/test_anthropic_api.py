@@ -128,7 +128,7 @@ def test_whole_answer(client, fake):
     assert message["stop_reason"] == "end_turn" and message["stop_sequence"] is None
     assert message["usage"] == {"input_tokens": 11, "output_tokens": 22, "cache_read_input_tokens": 0}
     sent = fake.requests[-1].body
-    assert sent["model"] == "GLM-4-6-API-V1"  # every claude-* name becomes MODEL_NAME by default
+    assert sent["model"] == "glm-4.6"  # every claude-* name becomes MODEL_NAME by default
     assert [m["role"] for m in sent["messages"]] == ["system", "user"]
 
 
@@ -160,11 +160,11 @@ def test_thinking_switch_and_blocks(client, fake):
 def test_model_map_and_glm_names(client_with, fake):
     client = client_with(anthropic_model_map=(("claude-haiku*", "GLM-4.5-Air"),))
     assert post(client, model="claude-haiku-4-5-20251001").get_json()["model"] == "claude-haiku-4-5-20251001"
-    assert fake.requests[-1].body["model"] == "0727-106B-API"
+    assert fake.requests[-1].body["model"] == "glm-4.5-air"
     post(client, model="claude-opus-4-1[1m]")
-    assert fake.requests[-1].body["model"] == "GLM-4-6-API-V1"
+    assert fake.requests[-1].body["model"] == "glm-4.6"
     post(client, model="GLM-4.5")
-    assert fake.requests[-1].body["model"] == "0727-360B-API"
+    assert fake.requests[-1].body["model"] == "glm-4.5"
 
 
 def test_stop_sequences_are_applied(client):
