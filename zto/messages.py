@@ -28,7 +28,7 @@ from .context import resources
 from .errors import InvalidRequest, Unauthorized, UpstreamError
 from .metrics import Metrics
 from .streaming import stream_answer
-from .upstreams import Answer
+from .upstreams import Answer, log_failure
 
 PATH = "/v1/messages"
 bp = Blueprint("messages", __name__, url_prefix=PATH)
@@ -100,6 +100,7 @@ def collect_message(answer: Answer, builder: MessageBuilder, metrics: Metrics) -
         builder.finish(answer.finish_reason, answer.usage)
     except BaseException as error:
         if isinstance(error, UpstreamError):
+            log_failure(answer.upstream, error, "sent to the client")
             metrics.upstream_error(error.code)
         answer.close()
         raise
