@@ -1,6 +1,7 @@
 """Fixtures: a fake Z.ai upstream, apps built on it, and zto running under gunicorn.
 
-- ``fake``: a fresh ``FakeZai`` on a loopback port for one test.
+- ``fake``: a fresh ``FakeZai`` on a loopback port for one test; ``official``: a fresh
+  ``FakeOfficial`` (Z.ai's official API), and ``shared_official`` one for the session.
 - ``make_settings`` / ``app`` / ``client``: the app in-process, pointed at ``fake``.
 - ``shared_fake`` + ``live_server``: one fake and one gunicorn for the session,
   started the way ``make run`` starts it (``gunicorn -c gunicorn.conf.py``), in a
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from fake_official import FakeOfficial
 from fake_zai import FakeZai
 from zto import create_app
 from zto.settings import Settings, load_settings, setting_docs
@@ -46,6 +48,18 @@ def clean_environment(monkeypatch):
 @pytest.fixture
 def fake():
     with FakeZai() as server:
+        yield server
+
+
+@pytest.fixture
+def official():
+    with FakeOfficial() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def shared_official():
+    with FakeOfficial() as server:
         yield server
 
 
