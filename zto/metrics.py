@@ -10,6 +10,8 @@ events happen: ``observe_request`` when a request ends (``create_app``'s trackin
 ``upstream_answered`` when the router has an answer (by upstream, and whether it fell
 back), and ``upstream_opened`` around each open upstream answer ("tokens in use", by token kind;
 never the token itself). Each hook is a dictionary lookup and a locked add.
+``watch_api_keys`` adds the official API keys set aside, read when ``/metrics`` is
+scraped, by redacted name.
 
 With one worker the numbers are that process's, with the usual ``process_*`` and
 ``python_*`` metrics. With several (gunicorn.conf.py sets ``PROMETHEUS_MULTIPROC_DIR``
@@ -35,6 +37,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 # The *_created samples double the output and no dashboard uses them.
 disable_created_metrics()
@@ -49,9 +53,10 @@ UPSTREAM_ERROR_KINDS = {
     "upstream_unavailable": "connection",
     "upstream_forbidden": "forbidden",
     "upstream_blocked": "firewall",
+    "insufficient_quota": "balance",
 }
 OTHER_KIND = "other"
-TOKEN_KINDS = ("guest", "static")
+TOKEN_KINDS = ("guest", "static", "api_key")
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60)
 
@@ -123,8 +128,27 @@ class Metrics:
     def upstream_answered(self, upstream: str, fell_back: bool) -> None:
         self.answers.labels(upstream, "true" if fell_back else "false").inc()
 
+    def watch_api_keys(self, set_aside: Callable[[], list[dict]]) -> None:
+        """Serve ``set_aside()`` (``ApiKeys.set_aside_now``: redacted key, seconds left,
+        reason) as a gauge, read at each scrape."""
+        self.registry.register(_SetAsideKeys(set_aside))
+
     def render(self) -> bytes:
         return generate_latest(self._scrape)
+
+
+class _SetAsideKeys(Collector):
+    def __init__(self, set_aside: Callable[[], list[dict]]) -> None:
+        self._set_aside = set_aside
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "zto_api_key_set_aside_seconds",
+            "Official API keys set aside after an authentication or balance refusal (redacted): seconds left.",
+            labels=["key", "reason"])
+        for entry in self._set_aside():
+            family.add_metric([entry["key"], entry["reason"]], entry["seconds_left"])
+        yield family
 
 
 class NoMetrics(Metrics):
@@ -152,6 +176,9 @@ class NoMetrics(Metrics):
         return _nothing
 
     def upstream_answered(self, upstream: str, fell_back: bool) -> None:
+        pass
+
+    def watch_api_keys(self, set_aside: Callable[[], list[dict]]) -> None:
         pass
 
 

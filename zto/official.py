@@ -395,6 +395,7 @@ class OfficialUpstream:
         self.session = session
         self.metrics = metrics
         self.keys = ApiKeys(settings.zai_api_keys, settings.api_key_cooldown_s)
+        metrics.watch_api_keys(self.keys.set_aside_now)
         self._url = settings.api_base.rstrip("/") + "/chat/completions"
         self._timeout = (settings.connect_timeout_s, settings.read_timeout_s)
 
