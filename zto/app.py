@@ -20,7 +20,8 @@ from .context import Resources
 from .error_handlers import register_error_handlers
 from .http import build_session
 from .metrics import Metrics
-from .settings import Settings, SettingsError, load_settings
+from .official import OfficialUpstream
+from .settings import Settings, load_settings
 from .stats import Stats, StatsStore
 from .upstreams import Upstreams
 from .web_chat import WebChat
@@ -42,10 +43,7 @@ UNTRACKED_BLUEPRINTS = frozenset({dashboard.bp.name, guide.bp.name, metrics_page
 
 def build_upstreams(settings: Settings, session, metrics: Metrics) -> Upstreams:
     """The upstreams of ``UPSTREAMS``, in order, behind one router."""
-    kinds = {"web": WebChat}
-    missing = [kind for kind in settings.upstream_order if kind not in kinds]
-    if missing:
-        raise SettingsError(f"UPSTREAMS: this version of zto has no {', '.join(missing)} upstream yet")
+    kinds = {"web": WebChat, "api": OfficialUpstream}
     return Upstreams([kinds[kind](settings, session, metrics) for kind in settings.upstream_order], metrics)
 
 

@@ -30,6 +30,8 @@ def error_response(error: ProxyError):
         status = error.status
         response = jsonify(error.to_dict())
     response.status_code = status
+    if error.headers:
+        response.headers.update(error.headers)
     return response
 
 

@@ -31,6 +31,7 @@ _TYPES_BY_STATUS = {
 class ProxyError(Exception):
     status = 500
     code: str | None = "internal_error"
+    headers: dict[str, str] | None = None  # extra response headers, e.g. Retry-After
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None, param: str | None = None):
         super().__init__(message)
