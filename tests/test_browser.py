@@ -327,3 +327,19 @@ def test_two_instances_show_one_dashboard_until_redis_is_gone(start_server, shar
     assert "Statistics unavailable" in text(browser, "status")
     screenshot(browser, "dashboard-statistics-unavailable-desktop")
     assert [e for e in console_errors(browser) if "503" not in e] == []
+
+
+def test_the_dashboard_names_official_api_keys_set_aside(start_server, official, browser):
+    key = official.keys[0]
+    server = start_server({"UPSTREAMS": "api", "ZAI_API_KEY": ",".join(official.keys), "ZAI_API_BASE": official.base_url},
+                          env_local={"DEFAULT_KEY": API_KEY})
+    browser.get(server.url + "/dashboard")
+    wait_for_refresh(browser)
+    assert not browser.find_element(By.ID, "keys-aside").is_displayed()
+    official.fail_key(key, "1113")
+    assert chat(server, "hi").status_code == 200  # the next key answers
+    browser.refresh()
+    wait(browser, lambda d: d.find_element(By.ID, "keys-aside").is_displayed(), message="no notice of the key set aside")
+    notice = browser.find_element(By.ID, "keys-aside").text
+    assert f"{key[:6]}…({len(key)} chars) (insufficient_quota, back in" in notice and key not in notice
+    screenshot(browser, "dashboard-keys-set-aside-desktop")

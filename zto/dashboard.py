@@ -44,9 +44,10 @@ def show_dashboard():
                            shared=bool(settings.redis_url), protected=bool(settings.dashboard_key)), 200, NO_STORE
 
 
-def _totals(snapshot: dict, settings) -> dict:
+def _totals(snapshot: dict, res) -> dict:
     body = {name: snapshot[name] for name in STATS_FIELDS}
-    body.update(workers=settings.workers, pid=os.getpid(), shared=snapshot["shared"])
+    body.update(workers=res.settings.workers, pid=os.getpid(), shared=snapshot["shared"],
+                api_keys_set_aside=_keys_set_aside(res))
     return body
 
 
@@ -54,13 +55,19 @@ def _totals(snapshot: dict, settings) -> dict:
 def page_snapshot():
     res = resources()
     snapshot = res.stats.snapshot()
-    return jsonify(stats=_totals(snapshot, res.settings), recent=snapshot["recent"]), 200, NO_STORE
+    return jsonify(stats=_totals(snapshot, res), recent=snapshot["recent"]), 200, NO_STORE
 
 
 @bp.get("/stats")
 def stats():
     res = resources()
-    return jsonify(_totals(res.stats.snapshot(), res.settings)), 200, NO_STORE
+    return jsonify(_totals(res.stats.snapshot(), res)), 200, NO_STORE
+
+
+def _keys_set_aside(res) -> list[dict]:
+    """The official API keys set aside now (redacted), if the official API is configured."""
+    return [entry for upstream in res.upstreams.upstreams if upstream.name == "api"
+            for entry in upstream.keys.set_aside_now()]
 
 
 @bp.get("/requests")

@@ -131,6 +131,10 @@ def schemas(settings: Settings) -> dict:
                 "workers": INTEGER, "pid": INTEGER,
                 "shared": {"type": "boolean", "description": "true: every worker and instance (REDIS_URL); "
                                                              "false: the answering worker's (pid) share"},
+                "api_keys_set_aside": {
+                    "type": "array", "description": "official API keys set aside after a refusal, redacted",
+                    "items": _object({"key": STRING, "seconds_left": INTEGER, "reason": STRING},
+                                     ["key", "seconds_left", "reason"])},
             },
             ["total_requests", "successful_requests", "failed_requests", "average_response_ms",
              "p95_response_ms", "in_flight", "uptime_s", "last_request_at"]),

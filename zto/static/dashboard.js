@@ -66,6 +66,9 @@
       : stats.workers > 1 ? "worker pid " + stats.pid + " of " + stats.workers + " (partial view)" : "pid " + stats.pid);
     const pid = $("worker-pid");
     if (pid) pid.textContent = String(stats.pid);
+    const aside = stats.api_keys_set_aside || [];
+    $("keys-aside").hidden = aside.length === 0;
+    setText("keys-aside-list", aside.map((k) => k.key + " (" + k.reason + ", back in " + uptime(k.seconds_left) + ")").join(", "));
   }
 
   // ---- table ----------------------------------------------------------------
