@@ -10,6 +10,7 @@
 - ``start_server``: a gunicorn with extra settings, for tests of other configurations.
 - ``redis_server``: Debian's ``redis-server`` on a free loopback port, without persistence;
   it can be killed and started again on the same port (an outage).
+- ``sdk``: real ``openai`` clients (no retries) for a server, closed after the test.
 - An autouse fixture removes zto's settings and proxy variables from the environment.
 """
 
@@ -24,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import openai
 import pytest
 import requests
 
@@ -195,6 +197,21 @@ def live(live_server, shared_fake):
     shared_fake.reset()
     shared_fake.scheme, shared_fake.min_fe_version = "hmac", "prod-fe-1.0.94"
     return live_server
+
+
+@pytest.fixture
+def sdk():
+    """Make openai clients (no retries), closed after the test so no idle connection
+    keeps gunicorn waiting when it stops."""
+    clients = []
+
+    def make(server, key: str = API_KEY) -> openai.OpenAI:
+        clients.append(openai.OpenAI(api_key=key, base_url=server.base_url, max_retries=0, timeout=20))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        client.close()
 
 
 @pytest.fixture

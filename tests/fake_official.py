@@ -32,20 +32,16 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import signal
 import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
-from typing import Self
 from urllib.parse import urlsplit
 
 try:
-    from .fake_zai import _CONNECTION_ERRORS, STATS_PATH, _Server
+    from .fake_zai import _CONNECTION_ERRORS, STATS_PATH, LoopbackFake, TrackedHandler
 except ImportError:  # run as a script, or tests/ is not a package
-    from fake_zai import _CONNECTION_ERRORS, STATS_PATH, _Server
+    from fake_zai import _CONNECTION_ERRORS, STATS_PATH, LoopbackFake, TrackedHandler
 
 BASE_PATH = "/api/paas/v4"
 # Keys look like the console's: 32 hex digits, a dot, 16 letters.
@@ -200,25 +196,9 @@ def reply_to(body: dict) -> Reply:
     return Reply(reasoning, content, [], "stop")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(TrackedHandler):
     server_version = "FakeOfficial/1.0"
-    timeout = 120
-
-    def log_message(self, format, *args):
-        pass
-
-    def setup(self):
-        super().setup()
-        self.fake: FakeOfficial = self.server.fake
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.fake._connection(self.connection, opened=True)
-
-    def finish(self):
-        try:
-            super().finish()
-        finally:
-            self.fake._connection(self.connection, opened=False)
+    fake: FakeOfficial
 
     def _send(self, status: int, payload: dict) -> int:
         data = json.dumps(payload, ensure_ascii=False).encode()
@@ -321,21 +301,19 @@ class _Handler(BaseHTTPRequestHandler):
             fake._count("streams_open", -1)
 
 
-class FakeOfficial:
+class FakeOfficial(LoopbackFake):
+    handler = _Handler
+    name = "fake-official"
+
     def __init__(self, *, keys=DEFAULT_KEYS, base_path=BASE_PATH, chunk_delay=0.0, port=0):
+        super().__init__(port)
         self.keys = tuple(keys)
         self.base_path = base_path
         self.chunk_delay = chunk_delay
-        self.port = port
         self.requests: list[RecordedRequest] = []
-        self.counters = dict.fromkeys(("connections_opened", "streams_open", "streams_finished", "streams_aborted"), 0)
+        self.counters = dict.fromkeys(("streams_open", "streams_finished", "streams_aborted"), 0)
         self._failures: list[tuple[str, str]] = []
         self._key_failures: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._sockets: set = set()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def origin(self) -> str:
@@ -345,39 +323,6 @@ class FakeOfficial:
     def base_url(self) -> str:
         """What ZAI_API_BASE is set to."""
         return self.origin + self.base_path
-
-    def start(self) -> FakeOfficial:
-        self._stopping.clear()
-        self._server = _Server(("127.0.0.1", self.port), _Handler)
-        self._server.fake = self
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"fake-official-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:  # end kept-alive connections too
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # -- what tests set
     def fail_next(self, code: str, count: int = 1, *, where: str = "http") -> None:
@@ -407,7 +352,8 @@ class FakeOfficial:
 
     def stats(self) -> dict:
         with self._lock:
-            return {**self.counters, "connections_open": len(self._sockets), "completions": len(self.requests)}
+            return {**self.counters, "connections_opened": self.connections_opened, "connections_open": len(self._sockets),
+                    "completions": len(self.requests)}
 
     def wait_for(self, name: str, value: int, timeout: float = 10.0) -> bool:
         """Wait until counter ``name`` is ``value``; whether it got there in time."""
@@ -451,14 +397,6 @@ class FakeOfficial:
         return {"id": uuid.uuid4().hex, "request_id": uuid.uuid4().hex, "created": int(time.time()), "model": body["model"],
                 "choices": [{"index": 0, "finish_reason": reply.finish_reason, "message": message}], "usage": dict(USAGE)}
 
-    def _connection(self, sock, opened: bool) -> None:
-        with self._lock:
-            if opened:
-                self.counters["connections_opened"] += 1
-                self._sockets.add(sock)
-            else:
-                self._sockets.discard(sock)
-
     def _count(self, name: str, step: int = 1) -> None:
         with self._lock:
             self.counters[name] += step
@@ -473,13 +411,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     fake = FakeOfficial(keys=args.key or DEFAULT_KEYS, base_path=args.base_path, chunk_delay=args.chunk_delay,
                         port=args.port).start()
-    print(fake.base_url, flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    while not done.wait(1):
-        pass
-    fake.stop()
+    fake.serve_until_stopped(fake.base_url)
 
 
 if __name__ == "__main__":

@@ -219,9 +219,10 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class TrackedHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with kept-alive connections, counted by the fake (``self.fake``)."""
+
     protocol_version = "HTTP/1.1"
-    server_version = "FakeZai/1.0"
     timeout = 120
 
     def log_message(self, format, *args):
@@ -238,6 +239,10 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         finally:
             self.fake._connection_closed(self.connection)
+
+
+class _Handler(TrackedHandler):
+    server_version = "FakeZai/1.0"
 
     # -- plumbing
     def _read_body(self) -> bytes:
@@ -443,51 +448,30 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.streams_finished += step
 
 
-class FakeZai:
-    def __init__(self, *, scheme="hmac", secret=DEFAULT_SECRET,
-                 landing_version="prod-fe-1.0.94", min_fe_version="prod-fe-1.0.94",
-                 accepted_tokens=(), chunk_delay=0.0, latency=0.0, port=0):
-        self.scheme = scheme
-        self.secret = secret
-        self.landing_version = landing_version
-        self.min_fe_version = min_fe_version
-        self.accepted_tokens = tuple(accepted_tokens)
-        self.chunk_delay = chunk_delay
-        self.latency = latency  # seconds before the headers of every answer: a simulated round trip
+class LoopbackFake:
+    """Starting and stopping a fake on a loopback port (``handler`` serves it), and the
+    connections it has open; stopping ends kept-alive connections too."""
+
+    handler: type[TrackedHandler]
+    name = "fake"
+
+    def __init__(self, port: int = 0) -> None:
         self.port = port
-        self.landing_status = 200  # anything else: the landing page answers that status, no version
-        self.guest_status = 200  # anything else: guest tokens are refused with that status
-        self.captcha_required = False  # True: every completion gets the captcha refusal
-        self.requests: list[RecordedRequest] = []
-        self.seen: list[tuple[str, str, dict]] = []  # every request: (method, path, lower-case headers)
-        self.guest_tokens: list[str] = []
         self.connections_opened = 0
-        self.streams_finished = 0
-        self.streams_aborted = 0
-        self._users: dict[str, dict] = {}
-        self._failures: list[str] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._sockets: set = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def completions_url(self) -> str:
-        return self.origin + "/api/chat/completions"
-
-    def start(self) -> FakeZai:
+    def start(self) -> Self:
         self._stopping.clear()
-        self._server = _Server(("127.0.0.1", self.port), _Handler)
+        self._server = _Server(("127.0.0.1", self.port), self.handler)
         self._server.fake = self
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"fake-zai-{self.port}", daemon=True)
+            name=f"{self.name}-{self.port}", daemon=True)
         self._thread.start()
         return self
 
@@ -499,7 +483,7 @@ class FakeZai:
             self._server = None
         with self._lock:
             sockets = list(self._sockets)
-        for sock in sockets:  # end kept-alive connections too
+        for sock in sockets:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -513,6 +497,60 @@ class FakeZai:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def serve_until_stopped(self, address: str) -> None:
+        """Run as a process: print ``address`` on the first stdout line, serve until SIGTERM or SIGINT."""
+        print(address, flush=True)
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        signal.signal(signal.SIGINT, lambda *_: done.set())
+        while not done.wait(1):
+            pass
+        self.stop()
+
+    def _connection_opened(self, sock) -> None:
+        with self._lock:
+            self.connections_opened += 1
+            self._sockets.add(sock)
+
+    def _connection_closed(self, sock) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+
+
+class FakeZai(LoopbackFake):
+    handler = _Handler
+    name = "fake-zai"
+
+    def __init__(self, *, scheme="hmac", secret=DEFAULT_SECRET,
+                 landing_version="prod-fe-1.0.94", min_fe_version="prod-fe-1.0.94",
+                 accepted_tokens=(), chunk_delay=0.0, latency=0.0, port=0):
+        super().__init__(port)
+        self.scheme = scheme
+        self.secret = secret
+        self.landing_version = landing_version
+        self.min_fe_version = min_fe_version
+        self.accepted_tokens = tuple(accepted_tokens)
+        self.chunk_delay = chunk_delay
+        self.latency = latency  # seconds before the headers of every answer: a simulated round trip
+        self.landing_status = 200  # anything else: the landing page answers that status, no version
+        self.guest_status = 200  # anything else: guest tokens are refused with that status
+        self.captcha_required = False  # True: every completion gets the captcha refusal
+        self.requests: list[RecordedRequest] = []
+        self.seen: list[tuple[str, str, dict]] = []  # every request: (method, path, lower-case headers)
+        self.guest_tokens: list[str] = []
+        self.streams_finished = 0
+        self.streams_aborted = 0
+        self._users: dict[str, dict] = {}
+        self._failures: list[str] = []
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def completions_url(self) -> str:
+        return self.origin + "/api/chat/completions"
 
     def fail_next(self, kind: str, count: int = 1) -> None:
         if kind not in FAILURES:
@@ -537,15 +575,6 @@ class FakeZai:
             self.guest_status = 200
 
     # -- used by the handler
-    def _connection_opened(self, sock) -> None:
-        with self._lock:
-            self.connections_opened += 1
-            self._sockets.add(sock)
-
-    def _connection_closed(self, sock) -> None:
-        with self._lock:
-            self._sockets.discard(sock)
-
     def _new_guest(self) -> dict:
         user_id = str(uuid.uuid4())
         header = _b64url(b'{"alg":"HS256","typ":"JWT"}')
@@ -586,13 +615,7 @@ def main(argv=None) -> None:
     fake = FakeZai(scheme=args.scheme, secret=args.secret, landing_version=args.landing_version or None,
                    min_fe_version=args.min_fe_version or None, accepted_tokens=args.accept_token,
                    chunk_delay=args.chunk_delay, latency=args.latency, port=args.port).start()
-    print(fake.origin, flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    while not done.wait(1):
-        pass
-    fake.stop()
+    fake.serve_until_stopped(fake.origin)
 
 
 if __name__ == "__main__":

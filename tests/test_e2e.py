@@ -47,21 +47,6 @@ def assert_error_shape(response: requests.Response, status: int) -> dict:
 
 
 @pytest.fixture
-def sdk():
-    """Make openai clients (no retries), closed after the test so no idle connection
-    keeps gunicorn waiting when it stops."""
-    clients = []
-
-    def make(server, key: str = API_KEY) -> openai.OpenAI:
-        clients.append(openai.OpenAI(api_key=key, base_url=server.base_url, max_retries=0, timeout=20))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
 def oai(live, sdk):
     return sdk(live)
 

@@ -1,7 +1,7 @@
 """zto on Z.ai's official API as deployed: gunicorn started as ``make run`` does, the
 fake official API (``fake_official``) behind it, driven by the real ``openai`` package.
 
-``api`` is this module's server with ``UPSTREAMS=api`` and two keys (a tiny
+``api`` is this module's server, on the session's ``shared_official``, with ``UPSTREAMS=api`` and two keys (a tiny
 ``API_KEY_COOLDOWN_S``, so that keys set aside by one test are back for the next);
 other configurations (key rotation and cool-down, ``THINKING_MODE=think``, the web chat
 with the official API as fallback) get servers of their own.
@@ -10,14 +10,13 @@ with the official API as fallback) get servers of their own.
 from __future__ import annotations
 
 import json
-import time
 
 import openai
 import pytest
 import requests
 
 import fake_official
-from conftest import API_KEY, start_gunicorn
+from conftest import API_KEY, start_gunicorn, wait_for
 from fake_official import DEFAULT_KEYS, USAGE, FakeOfficial
 from fake_zai import FakeZai
 
@@ -39,22 +38,16 @@ def api_env(official: FakeOfficial, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def api_official():
-    with FakeOfficial() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def api_server(api_official, tmp_path_factory):
-    server = start_gunicorn(tmp_path_factory.mktemp("api"), env=api_env(api_official, API_KEY_COOLDOWN_S="0.001"),
+def api_server(shared_official, tmp_path_factory):
+    server = start_gunicorn(tmp_path_factory.mktemp("api"), env=api_env(shared_official, API_KEY_COOLDOWN_S="0.001"),
                             env_local={"DEFAULT_KEY": API_KEY})
     yield server
     server.stop()
 
 
 @pytest.fixture
-def api(api_server, api_official):
-    api_official.reset()
+def api(api_server, shared_official):
+    shared_official.reset()
     return api_server
 
 
@@ -90,24 +83,24 @@ def test_models_are_the_api_model_map(client):
         "GLM-4.6", "GLM-4.5", "GLM-4.5-Air", "GLM-4.5-Flash", "GLM-4.6V", "GLM-4.7", "GLM-5", "GLM-5.1"]
 
 
-def test_streamed_with_thinking_and_usage(client, api_official):
+def test_streamed_with_thinking_and_usage(client, shared_official):
     said = stream_parts(client.chat.completions.create(
         model="GLM-4.6-Thinking", messages=user("hi"), stream=True, stream_options={"include_usage": True}))
     assert said["reasoning"] == "Let me think about it." and said["content"] == "Hello from glm-4.6!"
     assert said["finish"] == "stop" and said["models"] == {"GLM-4.6-Thinking"}
     assert said["usage"].prompt_tokens == USAGE["prompt_tokens"] and said["usage"].total_tokens == USAGE["total_tokens"]
     assert said["usage"].prompt_tokens_details.cached_tokens == 4
-    sent = api_official.requests[-1].body
+    sent = shared_official.requests[-1].body
     assert sent["model"] == "glm-4.6" and sent["thinking"] == {"type": "enabled"}
 
 
-def test_streamed_without_thinking(client, api_official):
+def test_streamed_without_thinking(client, shared_official):
     said = stream_parts(client.chat.completions.create(model="glm-4.5-flash", messages=user("hi"), stream=True))
     assert said["reasoning"] == "" and said["content"] == "Hello from glm-4.5-flash!" and said["usage"] is None
-    assert api_official.requests[-1].body["thinking"] == {"type": "disabled"}
+    assert shared_official.requests[-1].body["thinking"] == {"type": "disabled"}
 
 
-def test_whole_with_and_without_thinking(client, api_official):
+def test_whole_with_and_without_thinking(client, shared_official):
     whole = client.chat.completions.create(model="GLM-4.5", messages=user("hi"), extra_body={"enable_thinking": True})
     message = whole.choices[0].message
     assert (message.content, message.model_extra["reasoning_content"]) == ("Hello from glm-4.5!", "Let me think about it.")
@@ -117,7 +110,7 @@ def test_whole_with_and_without_thinking(client, api_official):
                                            max_tokens=100, stop=["END"])
     assert plain.choices[0].message.content == "Hello from glm-4.5!"
     assert not (plain.choices[0].message.model_extra or {}).get("reasoning_content")
-    sent = api_official.requests[-1].body
+    sent = shared_official.requests[-1].body
     assert (sent["thinking"], sent["temperature"], sent["top_p"], sent["max_tokens"], sent["stop"]) == (
         {"type": "disabled"}, 0.2, 0.5, 100, ["END"])
 
@@ -128,11 +121,11 @@ def test_finish_reason_length(client):
 
 
 @pytest.mark.parametrize("stream", [True, False])
-def test_a_tool_call_round_trip(client, api_official, stream):
+def test_a_tool_call_round_trip(client, shared_official, stream):
     question = user("What is the weather in Paris?")
     if stream:
         said = stream_parts(client.chat.completions.create(model="GLM-4.6", messages=question, tools=TOOLS, stream=True))
-        assert api_official.requests[-1].body["tool_stream"] is True
+        assert shared_official.requests[-1].body["tool_stream"] is True
         (call,) = said["calls"]
         assert said["finish"] == "tool_calls"
         call_id, name, arguments = call["id"], call["name"], call["arguments"]
@@ -141,7 +134,7 @@ def test_a_tool_call_round_trip(client, api_official, stream):
         assert whole.choices[0].finish_reason == "tool_calls"
         (tool_call,) = whole.choices[0].message.tool_calls
         call_id, name, arguments = tool_call.id, tool_call.function.name, tool_call.function.arguments
-        assert "tool_stream" not in api_official.requests[-1].body
+        assert "tool_stream" not in shared_official.requests[-1].body
     assert name == "get_weather" and json.loads(arguments) == {"city": "Paris", "unit": "celsius"}
     history = question + [
         {"role": "assistant", "content": None,
@@ -155,15 +148,15 @@ def test_a_tool_call_round_trip(client, api_official, stream):
         answer = client.chat.completions.create(model="GLM-4.6", messages=history, tools=TOOLS,
                                                 tool_choice="none").choices[0].message.content
     assert answer == "The tool said: 22 degrees and sunny"
-    sent = api_official.requests[-1].body["messages"]
+    sent = shared_official.requests[-1].body["messages"]
     assert sent[1]["tool_calls"][0]["id"] == call_id and sent[2] == history[2]
 
 
-def test_an_image_reaches_the_vision_model(client, api_official):
+def test_an_image_reaches_the_vision_model(client, shared_official):
     content = [{"type": "text", "text": "What is in this picture?"}, {"type": "image_url", "image_url": {"url": IMAGE}}]
     whole = client.chat.completions.create(model="GLM-4.6V", messages=[{"role": "user", "content": content}])
     assert whole.choices[0].message.content.startswith("I see 1 image, the first from data:image/png")
-    sent = api_official.requests[-1].body
+    sent = shared_official.requests[-1].body
     assert sent["model"] == "glm-4.6v" and sent["messages"][0]["content"] == content
 
 
@@ -181,8 +174,8 @@ def test_an_image_reaches_the_vision_model(client, api_official):
     ("500", openai.InternalServerError, 502, "upstream_error"),
 ])
 @pytest.mark.parametrize("stream", [True, False])
-def test_each_error_class(client, api_official, code, exception, status, error_code, stream):
-    api_official.fail_next(code, 2)  # both keys, where a second key is tried
+def test_each_error_class(client, shared_official, code, exception, status, error_code, stream):
+    shared_official.fail_next(code, 2)  # both keys, where a second key is tried
     with pytest.raises(exception) as caught:
         client.chat.completions.create(model="GLM-4.6", messages=user("hi"), stream=stream)
     assert caught.value.status_code == status and caught.value.body["code"] == error_code
@@ -191,8 +184,8 @@ def test_each_error_class(client, api_official, code, exception, status, error_c
         assert int(caught.value.response.headers["Retry-After"]) >= 1
 
 
-def test_a_bad_server_key_is_not_the_clients_authentication_error(client, api_official):
-    api_official.fail_next("1003", 2)
+def test_a_bad_server_key_is_not_the_clients_authentication_error(client, shared_official):
+    shared_official.fail_next("1003", 2)
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(model="GLM-4.6", messages=user("hi"))
     assert not isinstance(caught.value, openai.AuthenticationError)
@@ -200,8 +193,8 @@ def test_a_bad_server_key_is_not_the_clients_authentication_error(client, api_of
     assert KEY not in caught.value.message and KEY[:6] not in caught.value.message
 
 
-def test_an_error_inside_a_stream_ends_it_with_an_error_event(api, api_official):
-    api_official.fail_next("1301", where="middle")
+def test_an_error_inside_a_stream_ends_it_with_an_error_event(api, shared_official):
+    shared_official.fail_next("1301", where="middle")
     response = requests.post(api.base_url + "/chat/completions", headers={"Authorization": f"Bearer {API_KEY}"},
                              json={"model": "GLM-4.6", "messages": user("hi"), "stream": True}, timeout=10)
     assert response.status_code == 200
@@ -211,8 +204,8 @@ def test_an_error_inside_a_stream_ends_it_with_an_error_event(api, api_official)
     assert error["code"] == "content_filter" and "unsafe" in error["message"]
 
 
-def test_an_error_inside_a_stream_raises_in_the_openai_client(client, api_official):
-    api_official.fail_next("500", where="middle")
+def test_an_error_inside_a_stream_raises_in_the_openai_client(client, shared_official):
+    shared_official.fail_next("500", where="middle")
     stream = client.chat.completions.create(model="GLM-4.6", messages=user("hi"), stream=True)
     with pytest.raises(openai.APIError):
         stream_parts(stream)
@@ -227,37 +220,37 @@ def test_a_cut_connection_is_an_error_not_a_short_answer(client):
 
 # ---- connections ---------------------------------------------------------------------------
 
-def test_connections_to_the_official_api_are_reused(client, api_official):
-    opened = api_official.stats()["connections_opened"]
+def test_connections_to_the_official_api_are_reused(client, shared_official):
+    opened = shared_official.stats()["connections_opened"]
     for _ in range(5):
         client.chat.completions.create(model="GLM-4.6", messages=user("hi"))
-    assert api_official.stats()["connections_opened"] - opened <= 1
+    assert shared_official.stats()["connections_opened"] - opened <= 1
 
 
-def test_a_client_that_leaves_closes_the_official_stream(api, api_official):
+def test_a_client_that_leaves_closes_the_official_stream(api, shared_official):
     response = requests.post(api.base_url + "/chat/completions", headers={"Authorization": f"Bearer {API_KEY}"},
                              json={"model": "GLM-4.6", "stream": True,
                                    "messages": user("hi transport:delay=0.05 transport:repeat=600")},
                              stream=True, timeout=10)
     next(response.iter_lines())
-    assert api_official.wait_for("streams_open", 1)
+    assert shared_official.wait_for("streams_open", 1)
     response.close()
-    assert api_official.wait_for("streams_open", 0)
-    assert api_official.requests[-1].outcome == "aborted"
+    assert shared_official.wait_for("streams_open", 0)
+    assert shared_official.requests[-1].outcome == "aborted"
 
 
 # ---- keys ----------------------------------------------------------------------------------
 
-def test_key_rotation_and_cooldown(api_official, start_server, sdk):
-    api_official.reset()
-    server = start_server(api_env(api_official, API_KEY_COOLDOWN_S="2", DASHBOARD_KEY=""), {"DEFAULT_KEY": API_KEY})
+def test_key_rotation_and_cooldown(shared_official, start_server, sdk):
+    shared_official.reset()
+    server = start_server(api_env(shared_official, API_KEY_COOLDOWN_S="2", DASHBOARD_KEY=""), {"DEFAULT_KEY": API_KEY})
     client = sdk(server)
-    api_official.fail_key(KEY, "1000")
+    shared_official.fail_key(KEY, "1000")
     assert client.chat.completions.create(model="GLM-4.6", messages=user("hi")).choices[0].message.content
-    assert [r.key for r in api_official.requests] == [KEY, OTHER_KEY]
+    assert [r.key for r in shared_official.requests] == [KEY, OTHER_KEY]
     for _ in range(3):
         client.chat.completions.create(model="GLM-4.6", messages=user("hi"))
-    assert [r.key for r in api_official.requests[2:]] == [OTHER_KEY] * 3
+    assert [r.key for r in shared_official.requests[2:]] == [OTHER_KEY] * 3
 
     redacted = f"{KEY[:6]}…({len(KEY)} chars)"
     metrics = requests.get(server.url + "/metrics", timeout=5).text
@@ -265,25 +258,16 @@ def test_key_rotation_and_cooldown(api_official, start_server, sdk):
     stats = requests.get(server.url + "/dashboard/stats", timeout=5).json()
     assert [entry["key"] for entry in stats["api_keys_set_aside"]] == [redacted]
 
-    api_official.fail_key(KEY, None)
-    assert wait_until(lambda: (client.chat.completions.create(model="GLM-4.6", messages=user("hi")),
-                               api_official.requests[-1].key == KEY)[1])
+    shared_official.fail_key(KEY, None)
+    assert wait_for(lambda: (client.chat.completions.create(model="GLM-4.6", messages=user("hi")),
+                               shared_official.requests[-1].key == KEY)[1])
     for secret in DEFAULT_KEYS:
         assert secret not in server.log() and secret not in metrics
 
 
-def wait_until(condition, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def test_thinking_mode_shapes_official_reasoning(api_official, start_server, sdk):
-    api_official.reset()
-    server = start_server(api_env(api_official, THINKING_MODE="think"), {"DEFAULT_KEY": API_KEY})
+def test_thinking_mode_shapes_official_reasoning(shared_official, start_server, sdk):
+    shared_official.reset()
+    server = start_server(api_env(shared_official, THINKING_MODE="think"), {"DEFAULT_KEY": API_KEY})
     said = stream_parts(sdk(server).chat.completions.create(model="GLM-4.6-Thinking", messages=user("hi"), stream=True))
     assert said["content"] == "<think>\nLet me think about it.\n</think>\n\nHello from glm-4.6!"
     assert said["reasoning"] == ""
@@ -291,18 +275,18 @@ def test_thinking_mode_shapes_official_reasoning(api_official, start_server, sdk
 
 # ---- the web chat and the fallback ---------------------------------------------------------
 
-def test_fallback_from_the_web_captcha_to_the_official_api(api_official, start_server, sdk):
-    api_official.reset()
+def test_fallback_from_the_web_captcha_to_the_official_api(shared_official, start_server, sdk):
+    shared_official.reset()
     with FakeZai() as web:
         web.captcha_required = True
-        server = start_server({**api_env(api_official, UPSTREAMS="web,api"), "UPSTREAM_URL": web.completions_url},
+        server = start_server({**api_env(shared_official, UPSTREAMS="web,api"), "UPSTREAM_URL": web.completions_url},
                               {"DEFAULT_KEY": API_KEY})
         client = sdk(server)
         for stream in (False, True):
             answer = client.chat.completions.create(model="GLM-4.6", messages=user("hi"), stream=stream)
             text = answer.choices[0].message.content if not stream else stream_parts(answer)["content"]
             assert text == "Hello from glm-4.6!"
-        assert len(web.requests) == 2 and len(api_official.requests) == 2
+        assert len(web.requests) == 2 and len(shared_official.requests) == 2
         recent = requests.get(server.url + "/dashboard/requests", timeout=5).json()
         assert [(r["upstream"], r["fell_back"]) for r in recent[:2]] == [("api", True), ("api", True)]
 
