@@ -200,18 +200,18 @@ class _Handler(TrackedHandler):
     server_version = "FakeOfficial/1.0"
     fake: FakeOfficial
 
-    def _send(self, status: int, payload: dict) -> int:
+    def _send(self, status: int, payload: dict) -> None:
         data = json.dumps(payload, ensure_ascii=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        return status
 
     def _fail(self, rec: RecordedRequest, code: str, message: str | None = None) -> None:
-        rec.code, rec.outcome = code, "rejected"
-        rec.status = self._send(BUSINESS_ERRORS[code][0], error_body(code, message))
+        # Recorded before the answer leaves: a client that has it may look at once.
+        rec.code, rec.outcome, rec.status = code, "rejected", BUSINESS_ERRORS[code][0]
+        self._send(rec.status, error_body(code, message))
 
     def do_GET(self):
         if urlsplit(self.path).path == STATS_PATH:
@@ -260,7 +260,8 @@ class _Handler(TrackedHandler):
         if body.get("stream"):
             self._stream(rec, body, reply, *(injected or (None, None)))
         else:
-            rec.outcome, rec.status = "answered", self._send(200, fake.whole_answer(body, reply))
+            rec.outcome, rec.status = "answered", 200
+            self._send(200, fake.whole_answer(body, reply))
 
     def _stream(self, rec: RecordedRequest, body: dict, reply: Reply, code: str | None, where: str | None) -> None:
         fake = self.fake
