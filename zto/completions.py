@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .errors import ProxyError, UpstreamError
+from .errors import ProxyError
 from .metrics import NO_METRICS, Metrics
 from .openai_format import DONE, ChunkEncoder, ThinkingPresenter, error_event, merge_tool_calls
 from .stats import PendingRequest
-from .streaming import stream_answer
-from .upstreams import Answer, Piece, log_failure
+from .streaming import stream_answer, whole_pieces
+from .upstreams import Answer, Piece
 
 KEEPALIVE = b": keepalive\n\n"
 
@@ -75,17 +75,10 @@ def collect(answer: Answer, presenter: ThinkingPresenter,
     upstream; after success the caller closes it once the response is sent."""
     reasoning, content, deltas = [], [], []
     present = presenter.present
-    try:
-        for piece in answer.pieces():
-            r, c = present(piece.reasoning, piece.content)
-            reasoning.append(r)
-            content.append(c)
-            deltas.extend(piece.tool_calls)
-    except BaseException as error:
-        if isinstance(error, UpstreamError):
-            log_failure(answer.upstream, error, "sent to the client")
-            metrics.upstream_error(error.code)
-        answer.close()
-        raise
+    for piece in whole_pieces(answer, metrics):
+        r, c = present(piece.reasoning, piece.content)
+        reasoning.append(r)
+        content.append(c)
+        deltas.extend(piece.tool_calls)
     r, c = presenter.close()
     return "".join(reasoning) + r, "".join(content) + c, merge_tool_calls(deltas)

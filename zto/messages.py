@@ -25,10 +25,10 @@ from .anthropic_request import estimate_tokens, stop_sequences, to_openai_body
 from .api import STREAM_HEADERS, WARNING_HEADER, read_body
 from .chat_request import build_chat_request
 from .context import resources
-from .errors import InvalidRequest, Unauthorized, UpstreamError
+from .errors import InvalidRequest, Unauthorized
 from .metrics import Metrics
-from .streaming import stream_answer
-from .upstreams import Answer, log_failure
+from .streaming import stream_answer, whole_pieces
+from .upstreams import Answer
 
 PATH = "/v1/messages"
 bp = Blueprint("messages", __name__, url_prefix=PATH)
@@ -90,18 +90,14 @@ def count_tokens():
 
 
 def collect_message(answer: Answer, builder: MessageBuilder, metrics: Metrics) -> dict:
-    """The whole Message. A failure closes the upstream; after success the caller
-    closes it once the response is sent."""
+    """The whole Message (``streaming.whole_pieces`` reads the answer)."""
     try:
-        for piece in answer.pieces():
+        for piece in whole_pieces(answer, metrics):
             builder.feed(piece)
             if builder.stopped:
                 break
         builder.finish(answer.finish_reason, answer.usage)
-    except BaseException as error:
-        if isinstance(error, UpstreamError):
-            log_failure(answer.upstream, error, "sent to the client")
-            metrics.upstream_error(error.code)
+    except BaseException:  # a malformed tool call too: the response that would close the answer never comes
         answer.close()
         raise
     return builder.message()

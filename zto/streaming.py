@@ -8,7 +8,7 @@ upstream fails after the stream began (or a restart's grace period ends it), nev
 silence. A failed or abandoned stream
 closes the upstream at once; a complete one leaves that to the response's close,
 which the server calls after the body's last bytes, so reading the upstream's tail
-never delays them.
+never delays them. ``whole_pieces`` reads an answer that is sent whole.
 """
 
 from __future__ import annotations
@@ -81,3 +81,17 @@ def stream_answer(answer: Answer, writer: EventWriter, *, keepalive_s: float, re
         metrics.stream_closed()
         if not finished:
             answer.close()
+
+
+def whole_pieces(answer: Answer, metrics: Metrics = NO_METRICS) -> Iterator[Piece]:
+    """An answer's pieces, read for a whole (not streamed) answer: a failure is logged,
+    counted and closes the upstream before it propagates (to become an HTTP error);
+    after success the caller closes it once the response is sent."""
+    try:
+        yield from answer.pieces()
+    except BaseException as error:
+        if isinstance(error, UpstreamError):
+            log_failure(answer.upstream, error, "sent to the client")
+            metrics.upstream_error(error.code)
+        answer.close()
+        raise
