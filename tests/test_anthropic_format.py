@@ -110,6 +110,16 @@ def test_thinking_block_comes_first_with_a_signature():
     assert deltas == ["thinking_delta", "thinking_delta", "signature_delta", "text_delta"]
 
 
+def test_omitted_thinking_keeps_the_block_and_its_signature_not_its_text():
+    builder = MessageBuilder("m", omit_thinking=True)
+    events = [builder.start(), *builder.feed(Piece(reasoning="secret")), *builder.feed(Piece(content="hi")),
+              *builder.finish("stop", None)]
+    check_grammar(events)
+    thinking, text = builder.message()["content"]
+    assert thinking["thinking"] == "" and thinking["signature"] and text["text"] == "hi"
+    assert b"secret" not in b"".join(map(sse, events))
+
+
 def test_one_piece_with_reasoning_and_text_opens_both_blocks_in_order():
     events, message = run([Piece(reasoning="hmm", content="yes")])
     check_grammar(events)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zto.anthropic_request import estimate_tokens, resolve_model, stop_sequences, to_openai_body
+from zto.anthropic_request import estimate_tokens, resolve_model, stop_sequences, thinking_omitted, to_openai_body
 from zto.errors import InvalidRequest
 
 MAP = (("claude-haiku*", "GLM-4.5-Air"), ("claude-opus-4-1", "GLM-5"))
@@ -48,7 +48,8 @@ def test_minimal_request():
     ({"max_tokens": True}, "max_tokens"),
     ({"model": ""}, "model"),
     ({"messages": []}, "messages"),
-    ({"messages": [{"role": "system", "content": "x"}]}, "messages"),
+    ({"messages": [{"role": "tool", "content": "x"}]}, "messages"),
+    ({"messages": [{"role": "system", "content": [{"type": "image"}]}]}, "messages"),
     ({"messages": [{"role": "user", "content": 5}]}, "messages"),
     ({"messages": [{"role": "user", "content": [{"text": "no type"}]}]}, "messages"),
     ({"messages": [{"role": "user", "content": [{"type": "video"}]}]}, "messages"),
@@ -85,6 +86,24 @@ def test_system_blocks_with_cache_control_become_one_system_message():
         {"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}])
     assert body["messages"][0] == {"role": "system", "content": "You are Claude Code.\n\nBe brief."}
     assert translate(system="Plain.")["messages"][0] == {"role": "system", "content": "Plain."}
+
+
+def test_system_turns_inside_messages_stay_in_place():
+    """Claude Code sends its environment as a system turn after the user's (2.1, 2026)."""
+    messages = [{"role": "user", "content": [{"type": "text", "text": "say hello"}]},
+                {"role": "system", "content": [{"type": "text", "text": "# Environment", "cache_control": {"type": "ephemeral"}}]},
+                {"role": "assistant", "content": "Hello."},
+                {"role": "system", "content": "Be brief."}]
+    out = translate(system="Top.", messages=messages)["messages"]
+    assert out == [{"role": "system", "content": "Top."}, {"role": "user", "content": "say hello"},
+                   {"role": "system", "content": "# Environment"}, {"role": "assistant", "content": "Hello."},
+                   {"role": "system", "content": "Be brief."}]
+
+
+def test_thinking_display_omitted():
+    assert thinking_omitted({"thinking": {"type": "adaptive", "display": "omitted"}})
+    assert not thinking_omitted({"thinking": {"type": "adaptive", "display": "summarized"}})
+    assert not thinking_omitted({})
 
 
 def test_images_become_image_url_parts():

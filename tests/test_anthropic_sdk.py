@@ -10,7 +10,12 @@ import pytest
 
 from conftest import API_KEY, free_port
 
-BETAS = ["claude-code-20250219", "interleaved-thinking-2025-05-14", "fine-grained-tool-streaming-2025-05-14"]
+# As Claude Code 2.1.328 sends them (captured against zto, November 2026).
+BETAS = ["claude-code-20250219", "interleaved-thinking-2025-05-14", "context-management-2025-06-27",
+         "per-turn-control-2026-07-01", "mid-conversation-tool-changes-2026-07-01", "thinking-token-count-2026-05-13",
+         "advanced-tool-use-2025-11-20", "effort-2025-11-24"]
+CLAUDE_CODE_EXTRA = {"context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+                     "output_config": {"effort": "medium"}}
 MODEL = "claude-sonnet-4-6"
 
 
@@ -162,12 +167,14 @@ CLAUDE_CODE_TOOLS = [{"name": name, "description": f"{name}: " + "Use this tool 
                       "input_schema": big_schema(name)}
                      for name in ("Task", "Bash", "Glob", "Grep", "Read", "Edit", "MultiEdit", "Write",
                                   "NotebookEdit", "WebFetch", "TodoWrite", "WebSearch", "BashOutput", "KillShell")]
+CLAUDE_CODE_TOOLS.append({"name": "DeferredToolPlaceholder", "description": "Loaded on demand.", "defer_loading": True,
+                          "input_schema": {"type": "object", "properties": {}}})
 CLAUDE_CODE_SYSTEM = [
     {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.",
      "cache_control": {"type": "ephemeral"}},
     {"type": "text", "text": "You are an interactive CLI tool that helps users with software engineering tasks. " * 60,
      "cache_control": {"type": "ephemeral"}},
-    {"type": "text", "text": "<env>Working directory: /home/user/project\nPlatform: linux</env>"},
+    {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.328.b7f; cc_entrypoint=sdk-cli;"},
 ]
 
 
@@ -176,6 +183,9 @@ def claude_code_history(last: str) -> list[dict]:
         {"role": "user", "content": [
             {"type": "text", "text": "<system-reminder>As you answer, use the context.</system-reminder>"},
             {"type": "text", "text": "Read setup.py", "cache_control": {"type": "ephemeral"}}]},
+        {"role": "system", "content": [  # Claude Code's environment: a system turn after the user's
+            {"type": "text", "text": "# Environment\n - Primary working directory: /home/user/project",
+             "cache_control": {"type": "ephemeral"}}]},
         {"role": "assistant", "content": [
             {"type": "thinking", "thinking": "I will read it.", "signature": "c2lnbmF0dXJl"},
             {"type": "text", "text": "Reading it."},
@@ -191,8 +201,9 @@ def claude_code_history(last: str) -> list[dict]:
 def test_claude_code_shaped_request_on_the_web_chat(live, shared_fake, stream):
     request = dict(model="claude-sonnet-4-6", max_tokens=32000, system=CLAUDE_CODE_SYSTEM,
                    messages=claude_code_history("Summarise it."), tools=CLAUDE_CODE_TOOLS,
-                   tool_choice={"type": "auto"}, extra_body={"temperature": 1}, metadata={"user_id": "user_abc_account__session_1"},
-                   thinking={"type": "enabled", "budget_tokens": 31999}, betas=BETAS)
+                   tool_choice={"type": "auto"}, extra_body={"temperature": 1, **CLAUDE_CODE_EXTRA},
+                   metadata={"user_id": '{"device_id":"da21","account_uuid":"","session_id":"fd9e"}'},
+                   thinking={"type": "adaptive", "display": "omitted"}, betas=BETAS)
     client = sdk(live).beta.messages
     if stream:
         with client.stream(**request) as events:
@@ -205,7 +216,8 @@ def test_claude_code_shaped_request_on_the_web_chat(live, shared_fake, stream):
     sent = shared_fake.requests[-1]
     assert sent.headers.get("anthropic-beta") is None, "Anthropic's headers are not forwarded"
     texts = " ".join(str(m.get("content")) for m in sent.body["messages"])
-    assert "from setuptools import setup" in texts and "Summarise it." in texts
+    assert "from setuptools import setup" in texts and "Summarise it." in texts and "# Environment" in texts
+    assert sent.body["features"]["enable_thinking"] is True
 
 
 def test_claude_code_small_model_request(live):

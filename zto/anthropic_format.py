@@ -2,10 +2,11 @@
 
 ``MessageBuilder`` turns an answer's ``Piece``s into Anthropic's content blocks, in
 the order they came: reasoning becomes a ``thinking`` block (closed with a
-``signature``), text a ``text`` block, each OpenAI tool call a ``tool_use`` block
-(its id prefixed ``toolu_``, its arguments streamed as ``input_json_delta``). A piece
-of another kind closes the open block, so blocks never interleave. ``feed`` and
-``finish`` return the stream's events as dicts, and ``message`` is the same answer
+``signature``; its text left out when the client asked for ``display: omitted``),
+text a ``text`` block, each OpenAI tool call a ``tool_use`` block (its id prefixed
+``toolu_``, its arguments streamed as ``input_json_delta``). A piece of another kind
+closes the open block, so blocks never interleave. ``feed`` and ``finish`` return the
+stream's events as dicts, and ``message`` is the same answer
 whole, so streamed and whole answers cannot disagree. ``sse`` writes one event;
 ``MessageStream`` is the stream's ``EventWriter`` (``streaming``).
 
@@ -124,8 +125,9 @@ class MessageBuilder:
     """One assistant message, built from pieces; see the module docstring."""
 
     def __init__(self, model: str, *, stop_sequences: tuple[str, ...] = (), input_tokens: int = 0,
-                 message_id: str | None = None) -> None:
+                 omit_thinking: bool = False, message_id: str | None = None) -> None:
         self.model = model
+        self.omit_thinking = omit_thinking  # thinking blocks keep their signature, not their text
         self.id = message_id or new_message_id()
         self.input_tokens = input_tokens
         self.blocks: list[dict] = []  # content blocks as built; tool inputs as JSON text
@@ -181,8 +183,10 @@ class MessageBuilder:
         block = self._open
         if block is None or block["type"] != "thinking":
             block = self._open_block({"type": "thinking", "thinking": "", "signature": ""}, events)
-        block["thinking"] += text
         self._output_chars += len(text)
+        if self.omit_thinking:
+            return
+        block["thinking"] += text
         events.append({"type": "content_block_delta", "index": len(self.blocks) - 1,
                        "delta": {"type": "thinking_delta", "thinking": text}})
 

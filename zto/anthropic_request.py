@@ -5,8 +5,10 @@ assistant turns, content blocks) and returns an OpenAI chat completion body, whi
 ``chat_request.build_chat_request`` then validates like any OpenAI request: one
 request model, one validation, whichever front end the client spoke.
 
-- ``system`` (a string or text blocks) becomes one system message; ``cache_control``
-  is ignored (Z.ai caches by itself and reports it as ``cached_tokens``).
+- ``system`` (a string or text blocks) becomes one system message, and so does each
+  ``system`` turn inside ``messages`` (Claude Code sends its environment that way), in
+  its place; ``cache_control`` is ignored (Z.ai caches by itself and reports it as
+  ``cached_tokens``).
 - ``tool_use`` blocks of an assistant turn become its ``tool_calls``; ``tool_result``
   blocks of a user turn become ``tool`` messages, placed first (OpenAI wants them right
   after the call), their images in a user message after them; ``is_error`` results
@@ -32,6 +34,7 @@ from .errors import InvalidRequest
 CLAUDE_PREFIX = "claude-"
 # Claude Code's "[1m]"-style context suffixes on a model name.
 CONTEXT_SUFFIX = re.compile(r"\[[^\[\]]*\]$")
+ROLES = ("user", "assistant", "system")
 THINKING_ON = ("enabled", "adaptive", "between_tools")
 TOOL_CHOICES = ("auto", "any", "tool", "none")
 ERROR_RESULT_PREFIX = "[tool error] "
@@ -177,8 +180,11 @@ def _messages(messages) -> list[dict]:
     result = []
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise _fail(f"{where} must be an object whose role is 'user' or 'assistant'.", "messages")
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise _fail(f"{where} must be an object whose role is 'user', 'assistant' or 'system'.", "messages")
+        if message["role"] == "system":
+            result += _system(message.get("content"), f"{where}.content")
+            continue
         blocks = _blocks(message.get("content"), where)
         if message["role"] == "user":
             result += _user_messages(blocks, where)
@@ -187,14 +193,14 @@ def _messages(messages) -> list[dict]:
     return result
 
 
-def _system(system) -> list[dict]:
+def _system(system, where: str = "'system'") -> list[dict]:
     if system is None or system == "":
         return []
     if isinstance(system, str):
         return [{"role": "system", "content": system}]
     if not isinstance(system, list) or not all(
             isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str) for b in system):
-        raise _fail("'system' must be a string or an array of text blocks.", "system")
+        raise _fail(f"{where} must be a string or an array of text blocks.", "system" if where == "'system'" else "messages")
     text = "\n\n".join(block["text"] for block in system if block["text"])
     return [{"role": "system", "content": text}] if text else []
 
@@ -236,6 +242,13 @@ def _thinking(thinking) -> bool:
     if not isinstance(thinking, dict) or thinking.get("type") not in (*THINKING_ON, "disabled"):
         raise _fail("'thinking' must be an object whose type is enabled, adaptive or disabled.", "thinking")
     return thinking["type"] != "disabled"
+
+
+def thinking_omitted(body: dict) -> bool:
+    """Whether the client asked for thinking blocks without their text
+    (``thinking: {"display": "omitted"}``, as Claude Code does): signatures only."""
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("display") == "omitted"
 
 
 def stop_sequences(body: dict) -> tuple[str, ...]:

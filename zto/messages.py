@@ -21,7 +21,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from . import api_keys, shutdown
 from .anthropic_format import MessageBuilder, MessageStream
-from .anthropic_request import estimate_tokens, stop_sequences, to_openai_body
+from .anthropic_request import estimate_tokens, stop_sequences, thinking_omitted, to_openai_body
 from .api import STREAM_HEADERS, WARNING_HEADER, read_body
 from .chat_request import build_chat_request
 from .context import resources
@@ -67,7 +67,8 @@ def create_message():
     warning = res.upstreams.warning(chat, client=g.pending.client_ip)
     answer = shutdown.guard(current_app, res.upstreams.start(chat))
     g.pending.upstream, g.pending.fell_back = answer.upstream, answer.fell_back
-    builder = MessageBuilder(model, stop_sequences=stop_sequences(body), input_tokens=estimate_tokens(body))
+    builder = MessageBuilder(model, stop_sequences=stop_sequences(body), input_tokens=estimate_tokens(body),
+                             omit_thinking=thinking_omitted(body))
     if chat.stream:
         events = stream_answer(answer, MessageStream(builder), keepalive_s=settings.keepalive_s,
                                record=g.pending, metrics=res.metrics)
