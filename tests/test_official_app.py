@@ -53,14 +53,11 @@ def page_text(client, path: str) -> str:
     return re.sub(r" ([.,)])", r"\1", text)
 
 
-def test_docs_say_which_upstream_answers(api_client, client, make_settings, official):
+def test_docs_show_the_official_apis_errors(api_client):
     text = page_text(api_client(), "/docs")
-    assert "This server answers with Z.ai's official API. Since May 2026" in text
+    assert "It reaches Z.ai through Z.ai's official API." in text
     assert "1113 429 insufficient_quota" in text and "1261 400 context_length_exceeded" in text
-    assert "This server answers with Z.ai's web chat. Since May 2026" in page_text(client, "/docs")
-    both = create_app(make_settings(zai_api_keys=(KEY,), api_base=official.base_url, upstreams=("web", "api")))
-    assert ("This server answers with Z.ai's web chat, then Z.ai's official API (the official API when the web chat"
-            " refuses).") in page_text(both.test_client(), "/docs")
+    assert "1302–1305 429 upstream_rate_limited, with Retry-After" in text
 
 
 def test_models_of_both_upstreams(make_settings, official):
@@ -69,3 +66,11 @@ def test_models_of_both_upstreams(make_settings, official):
     web = list(settings.models)
     assert names[:len(web)] == web  # the web chat's first, then what only the official API has
     assert {name for name, _ in settings.api_model_map} <= set(names) and "GLM-4.5-Flash" in names[len(web):]
+
+
+def test_both_upstreams_share_one_pooled_session(make_settings, official):
+    app = create_app(make_settings(zai_api_keys=(KEY,), api_base=official.base_url, upstreams=("web", "api")))
+    web, api = app.extensions["zto"].upstreams.upstreams
+    assert (web.name, api.name) == ("web", "api") and web.session is api.session
+    adapter = api.session.get_adapter(official.base_url)
+    assert adapter._pool_maxsize >= 10  # sized to the worker's concurrency, as for the web chat
