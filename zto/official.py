@@ -60,7 +60,7 @@ from .errors import UpstreamError, UpstreamRejected, UpstreamUnavailable
 from .http import StreamedBody, error_text, send
 from .sse import SSEDecoder, parse_event
 from .tokens import redact
-from .upstreams import TICK, Piece
+from .upstreams import TICK, Piece, log_failure
 
 if TYPE_CHECKING:
     import requests
@@ -412,7 +412,9 @@ class OfficialUpstream:
         data = orjson.dumps(build_body(chat, model_id))
         key = self.keys.acquire()
         if key is None:
-            raise self.keys.all_set_aside()
+            error = self.keys.all_set_aside()
+            self.metrics.upstream_error(error.code)
+            raise error
         for attempt in range(2):
             try:
                 return self._open(key, data, model_id)
@@ -425,7 +427,7 @@ class OfficialUpstream:
                 replacement = self.keys.acquire(avoid=key) if attempt == 0 else None
                 if replacement is None:
                     raise
-                log.info("official API: retrying with key %s after %s", redact(replacement), error.code)
+                log_failure(self.name, error, f"retrying with key {redact(replacement)}")
                 key = replacement
         raise AssertionError("unreachable")
 
