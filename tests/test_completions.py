@@ -132,3 +132,29 @@ def test_an_abandoned_stream_closes_the_upstream_at_once():
     next(body), next(body)
     body.close()  # what the server does when the client goes away
     assert upstream.closed and pending.error == "client_disconnected"
+
+
+def test_the_answer_after_the_reasoning_in_one_read_leaves_after_it_not_with_it():
+    answer, _ = answer_of(sse(*z.SCENARIOS["thinking"].events))
+    pieces = [p for p in answer.pieces() if p != TICK]
+    first_content = next(i for i, p in enumerate(pieces) if p.content)
+    assert pieces[first_content].reasoning == "" and not any(p.reasoning for p in pieces[first_content:])
+    assert "".join(p.reasoning for p in pieces) == z.SCENARIOS["thinking"].reasoning
+
+
+def test_every_write_counts_the_role_goes_with_the_first_text_and_the_end_together():
+    events = z.SCENARIOS["long"].events
+    answer, _ = answer_of(*(sse(e) for e in events))
+    body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), ThinkingPresenter("reasoning"), include_usage=True,
+                           keepalive_s=10, record=record()))
+    first, last = body[0].decode(), body[-1].decode()
+    assert first.count("data: ") == 2 and '"role":"assistant"' in first and '"content":' in first.split("\n\n")[1]
+    assert last.count("data: ") == 3 and '"finish_reason":"stop"' in last and last.endswith("data: [DONE]\n\n")
+    assert len(body) == sum(1 for e in events if e["data"].get("delta_content")) + 1  # a write per text read, one to end
+
+
+def test_a_tick_first_sends_the_role_at_once():
+    answer, _ = answer_of(b": ping\n\n", sse(*z.SCENARIOS["plain"].events))
+    body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), ThinkingPresenter("reasoning"), include_usage=False,
+                           keepalive_s=10, record=record()))
+    assert body[0].count(b"data: ") == 1 and b'"role":"assistant"' in body[0]

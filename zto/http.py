@@ -7,10 +7,22 @@ chat (``web_chat.py``) and the official API client call ``send`` and read
 made once per app: a pool as large as the worker's concurrency, no environment
 look-ups (``trust_env`` off; ``UPSTREAM_PROXY`` is explicit), and a cookie jar that
 keeps nothing, so no guest's cookie ever reaches another.
+
+Two ways around slow parts of requests and urllib3, on the streaming hot path:
+
+- ``send_prepared`` sends a request whose URL is already encoded without requests'
+  preparation: parsing and re-quoting the URL cost about 0.15 ms per request on the
+  web chat's long fingerprint query, merging headers and cookies as much again.
+- ``StreamedBody`` decodes a chunked answer itself (``chunked.py``) from reads of up
+  to 64 KiB on the connection's buffered socket file: urllib3's chunked reader is a
+  few Python calls per chunk and yields one chunk per call, so events that arrived
+  together could not leave together. When the answer is complete the connection goes
+  back to the pool as urllib3 would put it. Compressed answers still go through urllib3.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 from collections.abc import Iterator
@@ -19,7 +31,9 @@ from http import cookiejar
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
+from .chunked import ChunkedDecoder
 from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .settings import Settings
 
@@ -50,7 +64,7 @@ def build_session(settings: Settings) -> requests.Session:
 
 def translate_exception(exc: Exception, upstream: str = "Z.ai", url_setting: str = "UPSTREAM_URL") -> UpstreamError:
     """The error a client sees for a failed exchange with ``upstream``."""
-    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError)):
+    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
         return UpstreamTimeout(f"{upstream} did not answer in time (UPSTREAM_READ_TIMEOUT / UPSTREAM_CONNECT_TIMEOUT).")
     if isinstance(exc, requests.exceptions.ProxyError):
         return UpstreamUnavailable(f"Cannot reach {upstream} through UPSTREAM_PROXY ({type(exc).__name__}).")
@@ -64,6 +78,26 @@ def send(session: requests.Session, method: str, url: str, *, upstream: str = "Z
     """``session.request``, with failures translated."""
     try:
         return session.request(method, url, **kwargs)
+    except requests.RequestException as exc:
+        raise translate_exception(exc, upstream, url_setting) from exc
+
+
+def send_prepared(session: requests.Session, method: str, url: str, headers: dict, body: bytes, *,
+                  upstream: str = "Z.ai", url_setting: str = "UPSTREAM_URL", **kwargs) -> requests.Response:
+    """``send`` for a request made ready by the caller: ``url`` already percent-encoded
+    (as ``urlencode`` makes it), ``headers`` and ``body`` final. The same request on the
+    wire as ``session.request`` sends (the session's default headers first, then these,
+    then Content-Length), without requests' URL re-parsing and cookie merging."""
+    prepared = requests.PreparedRequest()
+    prepared.method = method
+    prepared.url = url
+    prepared.headers = CaseInsensitiveDict(session.headers)
+    prepared.headers.update(headers)
+    prepared.headers["Content-Length"] = str(len(body))
+    prepared.body = body
+    prepared.hooks = {"response": []}
+    try:
+        return session.send(prepared, **kwargs)
     except requests.RequestException as exc:
         raise translate_exception(exc, upstream, url_setting) from exc
 
@@ -113,13 +147,29 @@ class StreamedBody:
     def _read(self) -> Iterator[bytes]:
         raw = self._response.raw
         try:
-            if raw.chunked and raw.supports_chunked_reads():
+            if (fp := _chunked_socket_file(raw)) is not None:
+                yield from self._read_chunked(raw, fp)
+            elif raw.chunked and raw.supports_chunked_reads():
                 yield from raw.read_chunked(decode_content=True)
             else:
                 while data := raw.read1(READ_SIZE, decode_content=True):
                     yield data
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise translate_exception(exc, self._upstream) from exc
+
+    @staticmethod
+    def _read_chunked(raw: urllib3.HTTPResponse, fp) -> Iterator[bytes]:
+        decoder = ChunkedDecoder()
+        while not decoder.done:
+            data = fp.read1(READ_SIZE)
+            if not data:
+                raise ConnectionError("the connection closed inside the answer")
+            if body := decoder.feed(data):
+                yield body
+        # The answer is complete: close http.client's response object (not the socket: it
+        # does the same itself at a body's end) and hand the connection back to the pool.
+        raw._fp._close_conn()
+        raw.release_conn()
 
     def release(self) -> None:
         """Read what is left of the body, if it comes at once, so that the connection
@@ -141,3 +191,15 @@ class StreamedBody:
     def close(self) -> None:
         self._chunks.close()
         self._response.close()
+
+
+def _chunked_socket_file(raw: urllib3.HTTPResponse):
+    """The buffered socket file under a chunked, uncompressed answer not read yet, which
+    ``ChunkedDecoder`` can read; None for any other (urllib3 reads those)."""
+    response = getattr(raw, "_fp", None)
+    if not (raw.chunked and isinstance(response, http.client.HTTPResponse) and response.chunked
+            and response.chunk_left is None and response.fp is not None):
+        return None
+    if raw.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        return None
+    return response.fp

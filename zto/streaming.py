@@ -50,8 +50,10 @@ def stream_answer(answer: Answer, writer: EventWriter, *, keepalive_s: float, re
     finished = False
     first_text = True
     metrics.stream_opened()
+    # Every yield is a socket write (a system call): the opening events leave with the
+    # first text (at once if the answer shows nothing yet), and the end in one write.
+    opening = writer.start()
     try:
-        yield writer.start()
         last_write = time.monotonic()
         for piece in answer.pieces():
             data = writer.piece(piece)
@@ -59,21 +61,26 @@ def stream_answer(answer: Answer, writer: EventWriter, *, keepalive_s: float, re
                 if first_text:
                     first_text = False
                     metrics.first_token(time.perf_counter() - record.started)
-                yield data
+                yield opening + data  # b"" + data is data itself
+                opening = b""
+                last_write = time.monotonic()
+            elif opening:
+                yield opening
+                opening = b""
                 last_write = time.monotonic()
             elif time.monotonic() - last_write >= keepalive_s:
                 yield writer.keepalive
                 last_write = time.monotonic()
             if writer.done:
                 break
-        yield writer.end(answer)
+        yield opening + writer.end(answer)
         finished = True
     except ProxyError as error:  # an upstream failure, or the grace period of a restart ending
         if isinstance(error, UpstreamError):
             log_failure(answer.upstream, error, "stream ended with an error event")
             metrics.upstream_error(error.code)
         record.error = error.code
-        yield writer.failure(error)
+        yield opening + writer.failure(error)
         finished = True
     finally:
         if not finished and record.error is None:

@@ -23,7 +23,7 @@ import requests
 from .chat_request import ChatRequest
 from .errors import UpstreamError, UpstreamRejected
 from .fe_version import FrontendVersion
-from .http import StreamedBody, detail_of, error_text, send
+from .http import StreamedBody, detail_of, error_text, send, send_prepared
 from .settings import Settings
 from .sse import SSEDecoder, parse_event
 from .tokens import GuestTokens, StaticTokens, TokenSource, redact
@@ -158,13 +158,18 @@ class WebAnswer:
     def _read(self) -> Iterator[Piece]:
         decoder, assembler = SSEDecoder(), self._assembler
         for data in self._body.chunks():
-            # Events that arrived together leave as one piece: one chunk to encode and write.
+            # Events that arrived together leave as one piece: one chunk to encode and write;
+            # where the answer starts after the reasoning (or the reverse), as two, in order.
             reasoning = answer = ""
             for payload in decoder.feed(data):
                 event = parse_event(payload)
                 if event is None:
                     continue
                 more_reasoning, more_answer = assembler.feed(event)
+                if (more_reasoning and answer) or (more_answer and reasoning):
+                    self._shown = True
+                    yield Piece(reasoning, answer)
+                    reasoning = answer = ""
                 reasoning += more_reasoning
                 answer += more_answer
                 if assembler.error is not None or assembler.done:
@@ -260,7 +265,8 @@ class WebChat:
         """Send a completion request; return its answer once Z.ai answered 200."""
         url, headers, body = self.requests.build(chat, token, fe_version)
         log.debug("upstream call model=%s token=%s", chat.model, redact(token))
-        response = send(self.session, "POST", url, data=body, headers=headers, stream=True, timeout=self._timeout)
+        # The URL is encoded by the builder already: sent without requests' re-parsing (see http.py).
+        response = send_prepared(self.session, "POST", url, headers, body, stream=True, timeout=self._timeout)
         if response.status_code != 200:
             raise http_rejection(response.status_code, error_text(response), fe_version,
                                  anonymous=not self.settings.zai_tokens)

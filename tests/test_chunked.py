@@ -1,0 +1,154 @@
+"""The upstream body reader: ``ChunkedDecoder`` (pure: any split of any chunked body),
+then ``StreamedBody`` and ``send_prepared`` over real loopback sockets: events that
+arrive together leave in one read, a complete answer's connection is reused, a cut
+one is an error, and a prepared request is on the wire what ``session.request`` sends.
+"""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from zto.chunked import ChunkedDecoder
+from zto.errors import UpstreamUnavailable
+from zto.http import StreamedBody, build_session, send, send_prepared
+
+# ---- the decoder -------------------------------------------------------------------------
+
+
+def encode(parts: list[bytes], extension: bytes = b"", trailers: bytes = b"") -> bytes:
+    body = b"".join(b"%x%s\r\n%s\r\n" % (len(p), extension, p) for p in parts if p)
+    return body + b"0\r\n" + trailers + b"\r\n"
+
+
+def split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+
+
+@given(parts=st.lists(st.binary(min_size=0, max_size=300), max_size=12),
+       cuts=st.lists(st.integers(min_value=0, max_value=5000), max_size=30),
+       extension=st.sampled_from([b"", b";name=value", b"; x"]),
+       trailers=st.sampled_from([b"", b"X-Checksum: 1\r\n", b"A: b\r\nC: d\r\n"]))
+def test_any_split_of_any_chunked_body_decodes_to_the_body(parts, cuts, extension, trailers):
+    decoder = ChunkedDecoder()
+    out = b""
+    for piece in split(encode(parts, extension, trailers), cuts):
+        assert not decoder.done
+        out += decoder.feed(piece)
+    assert decoder.done and out == b"".join(parts)
+
+
+def test_one_read_of_many_chunks_is_one_result():
+    decoder = ChunkedDecoder()
+    assert decoder.feed(encode([b"data: 1\n\n", b"data: 2\n\n", b"data: 3\n\n"])) == b"data: 1\n\ndata: 2\n\ndata: 3\n\n"
+    assert decoder.done
+
+
+def test_bare_lf_line_ends_are_taken():
+    decoder = ChunkedDecoder()
+    assert decoder.feed(b"3\nabc\n0\n\n") == b"abc" and decoder.done
+
+
+@pytest.mark.parametrize("data", [b"zz\r\nab\r\n", b"-1\r\n", b"\r\n", b"3\r\nabcd\r\n", b"1" * 5000,
+                                  b"0x3\r\nabc\r\n", b"11111111111111111\r\n"])
+def test_malformed_framing_is_an_error(data):
+    with pytest.raises(ValueError):
+        ChunkedDecoder().feed(data)
+
+
+# ---- over sockets --------------------------------------------------------------------------
+
+EVENTS = [b"data: {\"n\": %d}\n\n" % i for i in range(5)]
+
+
+class OneWriteServer(socketserver.ThreadingTCPServer):
+    """Answers every request on a connection with a chunked body of ``EVENTS`` sent in one
+    write (or cut short: ``cut``); records each request's head and body, counts connections."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, cut: bool = False) -> None:
+        self.cut = cut
+        self.connections = 0
+        self.requests: list[tuple[bytes, bytes]] = []
+        super().__init__(("127.0.0.1", 0), OneWriteHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class OneWriteHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.server.connections += 1
+        while True:
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                line = self.rfile.readline()
+                if not line:
+                    return
+                head += line
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            self.server.requests.append((head, self.rfile.read(length)))
+            body = encode(EVENTS)
+            if self.server.cut:
+                body = body[:len(body) // 2]
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n" + body)
+            if self.server.cut:
+                self.request.shutdown(socket.SHUT_RDWR)
+                return
+
+
+@pytest.fixture
+def server():
+    with OneWriteServer() as srv:
+        yield srv
+        srv.shutdown()
+
+
+@pytest.fixture
+def session(make_settings):
+    return build_session(make_settings())
+
+
+def test_events_that_arrive_together_leave_in_one_read_and_the_connection_is_reused(server, session):
+    for _ in range(3):
+        body = StreamedBody(send(session, "GET", server.url + "/", stream=True, timeout=5))
+        assert list(body.chunks()) == [b"".join(EVENTS)]
+        body.release()
+    assert server.connections == 1 and len(server.requests) == 3
+
+
+def test_a_cut_answer_is_an_upstream_error_and_its_connection_dropped(session):
+    with OneWriteServer(cut=True) as srv:
+        body = StreamedBody(send(session, "GET", srv.url + "/", stream=True, timeout=5))
+        with pytest.raises(UpstreamUnavailable):
+            list(body.chunks())
+        body.close()
+        body = StreamedBody(send(session, "GET", srv.url + "/", stream=True, timeout=5))
+        with pytest.raises(UpstreamUnavailable):
+            list(body.chunks())
+        assert srv.connections == 2
+        srv.shutdown()
+
+
+def test_a_prepared_request_is_the_request_session_request_sends(server, session):
+    url = server.url + "/api/chat/completions?token=a.b.c&title=Z.ai+Chat+-+GLM+%26+more&local_time=21%3A00%2B08%3A00"
+    headers = {"Accept": "*/*", "User-Agent": "Mozilla/5.0 (X11)", "X-Signature": "abc", "Content-Type": "application/json"}
+    body = '{"prompt": "héllo"}'.encode()
+    for sent in (send(session, "POST", url, data=body, headers=headers, stream=True, timeout=5),
+                 send_prepared(session, "POST", url, headers, body, stream=True, timeout=5)):
+        StreamedBody(sent).release()
+    (head_a, body_a), (head_b, body_b) = server.requests
+    assert head_a == head_b and body_a == body_b == body
+    assert b"&title=Z.ai+Chat+-+GLM+%26+more&" in head_b and b"Accept-Encoding:" in head_b
