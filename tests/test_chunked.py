@@ -152,3 +152,17 @@ def test_a_prepared_request_is_the_request_session_request_sends(server, session
     (head_a, body_a), (head_b, body_b) = server.requests
     assert head_a == head_b and body_a == body_b == body
     assert b"&title=Z.ai+Chat+-+GLM+%26+more&" in head_b and b"Accept-Encoding:" in head_b
+
+
+def test_a_request_leaves_in_one_write(session, server):
+    """Each write on a SOCK_SEQPACKET socket is one message: the first message the
+    server side receives must be the whole request, head and body."""
+    pool = session.get_adapter(server.url).poolmanager.connection_from_url(server.url)
+    conn = pool._get_conn()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with ours, theirs:
+        conn.sock = ours
+        body = b'{"messages": [{"role": "user", "content": "hi"}]}'
+        conn.request("POST", "/api/chat/completions?x=1", body=body, headers={"Content-Type": "application/json"})
+        first = theirs.recv(65536)
+        assert first.startswith(b"POST /api/chat/completions?x=1 HTTP/1.1\r\n") and first.endswith(b"\r\n\r\n" + body)

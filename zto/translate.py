@@ -48,23 +48,30 @@ def find_error(event: dict) -> UpstreamFailure | None:
     """The error an event carries at the top level, in ``data`` or in ``data.data``; the
     captcha refusal's fields count wherever they are."""
     data = event.get("data")
-    levels = [event]
+    levels: tuple[dict, ...] = (event,)
     if isinstance(data, dict):
-        levels.append(data)
         inner = data.get("data")
-        if isinstance(inner, dict):
-            levels.append(inner)
-    candidates = [level.get("error") for level in levels] + [level for level in levels if is_captcha_refusal(level)]
-    for error in candidates:
-        if isinstance(error, dict) and error:
-            message = error.get("detail") or error.get("message") or str(error)
-            code = error.get("code")
-            if is_captcha_refusal(error):
-                kind = error.get("captcha_error_type") or "required"
-                return UpstreamFailure(f"captcha {kind} ({CAPTCHA_CODE}): {message}", captcha=True)
-            return UpstreamFailure(str(message), code if isinstance(code, int) else None)
-        if isinstance(error, str) and error:
-            return UpstreamFailure(error)
+        levels = (event, data, inner) if isinstance(inner, dict) else (event, data)
+    # Called on every event: no lists built, and the common case (no error) is a few lookups.
+    for level in levels:
+        if failure := _failure_of(level.get("error")):
+            return failure
+    for level in levels:
+        if is_captcha_refusal(level):
+            return _failure_of(level)
+    return None
+
+
+def _failure_of(error: object) -> UpstreamFailure | None:
+    if isinstance(error, dict) and error:
+        message = error.get("detail") or error.get("message") or str(error)
+        code = error.get("code")
+        if is_captcha_refusal(error):
+            kind = error.get("captcha_error_type") or "required"
+            return UpstreamFailure(f"captcha {kind} ({CAPTCHA_CODE}): {message}", captcha=True)
+        return UpstreamFailure(str(message), code if isinstance(code, int) else None)
+    if isinstance(error, str) and error:
+        return UpstreamFailure(error)
     return None
 
 
