@@ -6,7 +6,7 @@ completes, however many chunks that spans; ``done`` turns true after the last ch
 (size 0) and its trailer section. Chunk extensions (``;name=value``) and trailer
 fields are skipped. Malformed framing raises ``ValueError``.
 
-``http.StreamedBody`` reads an upstream answer with it: one read of up to 64 KiB
+``http.StreamedBody`` reads an upstream answer with it: one read of whatever arrived
 yields every event that arrived, where urllib3's reader yields one chunk per call
 (a Z.ai answer sends each event as a chunk of its own).
 """

@@ -16,8 +16,8 @@ Two ways around slow parts of requests and urllib3, on the streaming hot path:
 - The session's connections send a request's head and body in one write: urllib3
   writes them apart, two system calls and, with TCP_NODELAY, two packets the server
   wakes up for (``_OneWrite``).
-- ``StreamedBody`` decodes a chunked answer itself (``chunked.py``) from reads of up
-  to 64 KiB on the connection's buffered socket file: urllib3's chunked reader is a
+- ``StreamedBody`` decodes a chunked answer itself (``chunked.py``) from whatever
+  the connection's buffered socket file holds at each read: urllib3's chunked reader is a
   few Python calls per chunk and yields one chunk per call, so events that arrived
   together could not leave together. When the answer is complete the connection goes
   back to the pool as urllib3 would put it. Compressed answers still go through urllib3.
@@ -211,10 +211,12 @@ class StreamedBody:
     def _read_chunked(raw: urllib3.HTTPResponse, fp) -> Iterator[bytes]:
         decoder = ChunkedDecoder()
         while not decoder.done:
-            data = fp.read1(READ_SIZE)
-            if not data:
+            # peek waits inside the file's own buffer; read1 then takes what it holds. (read1
+            # alone would allocate its whole size for every wait: 1000 waiting streams,
+            # 1000 such buffers.)
+            if not fp.peek(1):
                 raise ConnectionError("the connection closed inside the answer")
-            if body := decoder.feed(data):
+            if body := decoder.feed(fp.read1(READ_SIZE)):
                 yield body
         # The answer is complete: close http.client's response object (not the socket: it
         # does the same itself at a body's end) and hand the connection back to the pool.
