@@ -37,7 +37,8 @@ def test_create_whole_text(live):
 
 
 def test_stream_text(live):
-    with sdk(live).messages.stream(model=MODEL, max_tokens=256, messages=ask("hi")) as stream:
+    # Paced, so that the pieces arrive apart (events that arrive together leave together).
+    with sdk(live).messages.stream(model=MODEL, max_tokens=256, messages=ask("hi transport:delay=0.02")) as stream:
         pieces = list(stream.text_stream)
         final = stream.get_final_message()
     assert "".join(pieces) == "Hello, world!" and len(pieces) > 1

@@ -71,7 +71,8 @@ def test_tool_calls_stream_by_index_with_tool_stream(make_upstream, official):
     answer = upstream.start(chat(upstream, tools=TOOLS, stream=True))
     _, content, calls = read(answer)
     assert official.requests[-1].body["tool_stream"] is True
-    assert calls[0]["function"] == {"name": "get_weather", "arguments": ""} and calls[0]["id"].startswith("call_")
+    # Deltas that arrived in one read may leave merged: the first names the call, the pieces add up.
+    assert calls[0]["function"]["name"] == "get_weather" and calls[0]["id"].startswith("call_")
     assert "".join(c["function"].get("arguments", "") for c in calls) == '{"city": "Paris", "unit": "celsius"}'
     assert answer.finish_reason == "tool_calls" and content == ""
 

@@ -65,7 +65,8 @@ def stream_answer(answer: Answer, writer: EventWriter, *, keepalive_s: float, re
                 opening = b""
                 last_write = time.monotonic()
             elif opening:
-                yield opening
+                due = time.monotonic() - last_write >= keepalive_s
+                yield opening + writer.keepalive if due else opening
                 opening = b""
                 last_write = time.monotonic()
             elif time.monotonic() - last_write >= keepalive_s:
