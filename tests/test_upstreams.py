@@ -342,3 +342,17 @@ def test_a_426_is_retried_once_with_the_front_end_version_read_again(client, fak
     assert ask(client).status_code == 200
     assert [r.headers["x-fe-version"] for r in fake.requests[-2:]] == ["prod-fe-1.1.93", "prod-fe-1.2.0"]
     assert fake.requests[-2].token == fake.requests[-1].token  # the token was not the problem
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_reasoning_only_answer_is_not_a_blank_one_when_reasoning_is_hidden(client_with, stream):
+    client = client_with(thinking_mode="hide")
+    res = client.application.extensions["zto"]
+    reasoning_only = StandInApi([Piece(reasoning="Hmm, let me think.")])
+    client.application.extensions["zto"] = dataclasses.replace(res, upstreams=Upstreams([reasoning_only], res.metrics))
+    response = ask(client, stream=stream)
+    if stream:
+        chunks = events(response)
+        assert chunks[-2]["error"]["code"] == "upstream_empty_answer" and "THINKING_MODE" in chunks[-2]["error"]["message"]
+    else:
+        assert error_of(response, 502, "THINKING_MODE")["code"] == "upstream_empty_answer"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .errors import ProxyError
+from .errors import ProxyError, UpstreamRejected
 from .metrics import NO_METRICS, Metrics
 from .openai_format import DONE, ChunkEncoder, ThinkingPresenter, error_event, merge_tool_calls
 from .stats import PendingRequest
@@ -23,6 +23,13 @@ from .streaming import stream_answer, whole_pieces
 from .upstreams import Answer, Piece
 
 KEEPALIVE = b": keepalive\n\n"
+
+
+def nothing_shown() -> UpstreamRejected:
+    """An answer that ended normally but showed nothing: THINKING_MODE=hide on an answer
+    that only reasoned. A blank answer reads as a broken proxy, so it is an error."""
+    return UpstreamRejected("The model only reasoned and wrote no answer, and THINKING_MODE=hide drops reasoning. "
+                            "Try again, or set THINKING_MODE=reasoning to see it.", code="upstream_empty_answer")
 
 
 class OpenAIWriter:
@@ -37,6 +44,7 @@ class OpenAIWriter:
         self._encoder = encoder
         self._presenter = presenter
         self._include_usage = include_usage
+        self._shown = False
 
     def start(self) -> bytes:
         return self._encoder.role()
@@ -46,12 +54,15 @@ class OpenAIWriter:
         if reasoning or content:
             reasoning, content = self._presenter.present(reasoning, content)
         if reasoning or content or tool_calls:
+            self._shown = True
             return self._encoder.delta(reasoning, content, tool_calls)
         return b""
 
     def end(self, answer: Answer) -> bytes:
         encoder = self._encoder
         reasoning, content = self._presenter.close()
+        if not (self._shown or reasoning or content) and answer.finish_reason == "stop":
+            raise nothing_shown()
         tail = encoder.delta(reasoning, content) if reasoning or content else b""
         tail += encoder.finish(answer.finish_reason)
         if self._include_usage:
@@ -81,4 +92,9 @@ def collect(answer: Answer, presenter: ThinkingPresenter,
         content.append(c)
         deltas.extend(piece.tool_calls)
     r, c = presenter.close()
-    return "".join(reasoning) + r, "".join(content) + c, merge_tool_calls(deltas)
+    reasoning_text, content_text = "".join(reasoning) + r, "".join(content) + c
+    if not (reasoning_text or content_text or deltas) and answer.finish_reason == "stop":
+        answer.close()
+        metrics.upstream_error("upstream_empty_answer")
+        raise nothing_shown()
+    return reasoning_text, content_text, merge_tool_calls(deltas)
