@@ -129,7 +129,7 @@ class Upstreams:
             if len(self._warned) >= WARNED_CLIENTS_LIMIT:
                 self._warned.clear()
             self._warned.add(client)
-            log.warning("%s (client %s; tool calling needs the official API: ZAI_API_KEY)", warning, client)
+            log.warning("%s (client %s; Z.ai's official API serves it: set ZAI_API_KEY)", warning, client)
         return warning
 
     def start(self, chat: ChatRequest) -> Answer:

@@ -235,7 +235,7 @@ class WebChat:
         if chat.tools:
             return "Z.ai's web chat cannot call tools: the request was answered without them"
         if chat.has_images:
-            return "Z.ai's web chat does not take image parts"
+            return "Z.ai's web chat may not read image parts (the official API's GLM-4.6V does): they were sent as they are"
         return None
 
     # -- small calls -------------------------------------------------------------
