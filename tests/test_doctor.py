@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pytest
 
 from conftest import API_KEY, PROXY_VARIABLES, ROOT, free_port
+from fake_official import DEFAULT_KEYS
 from fake_zai import FakeZai
 from zto import doctor
 from zto.settings import setting_docs
@@ -389,6 +390,87 @@ def test_each_web_refusal_is_named_with_its_setting(fake, make_settings, arrange
     assert len(fake.requests) == 1  # one completion: no retry with another token
 
 
+# ---- the official API -----------------------------------------------------------------
+
+@pytest.fixture
+def api_settings(make_settings, official):
+    def make(keys=DEFAULT_KEYS[:1], **overrides):
+        overrides.setdefault("api_base", official.base_url)
+        return make_settings(zai_api_keys=tuple(keys), **overrides)
+
+    return make
+
+
+def test_official_api_alone_works(official, api_settings):
+    run = check(api_settings())
+    assert run.code == 0
+    settings_line = run.ok("settings")
+    assert "upstreams api (UPSTREAMS empty: api since ZAI_API_KEY is set)" in settings_line
+    assert "model glm-4.6 for MODEL_NAME=GLM-4.6" in settings_line
+    run.ok(f"TCP 127.0.0.1:{official.port}")
+    assert "works: answered" in run.ok("official API ZAI_API_KEY #1")
+    assert "web" not in run.text.replace("upstreams api", "")
+    body = official.requests[0].body
+    assert body["model"] == "glm-4.6" and body["max_tokens"] == 1 and body["thinking"] == {"type": "disabled"}
+
+
+@pytest.mark.parametrize(("code", "outcome", "fix"), [
+    ("1000", "bad key (1000-1003)", "replace this key in ZAI_API_KEY"),
+    ("1002", "bad key (1000-1003)", "replace this key in ZAI_API_KEY"),
+    ("1113", "no balance (1113)", "MODEL_NAME=GLM-4.5-Flash (free)"),
+    ("1302", "rate-limited (1302-1305)", "add keys to ZAI_API_KEY"),
+    ("1305", "rate-limited (1302-1305)", "add keys to ZAI_API_KEY"),
+])
+def test_each_key_outcome_is_named_with_the_setting(official, api_settings, code, outcome, fix):
+    official.fail_key(DEFAULT_KEYS[0], code)
+    run = check(api_settings())
+    line = run.failed("official API ZAI_API_KEY #1")
+    assert f"on glm-4.6: {outcome}: " in line and fix in line.split(" → ")[-1]
+    assert run.code == 1
+    assert len(official.requests) == 1  # the key alone: no second key tried
+
+
+def test_an_unknown_model_names_api_model_map(official, api_settings):
+    run = check(api_settings(api_model_map=(("GLM-4.6", "glm-9000"),)))
+    line = run.failed("official API ZAI_API_KEY #1")
+    assert "unknown model glm-9000 (1211)" in line and "API_MODEL_MAP" in line
+    assert run.code == 1
+
+
+def test_each_key_is_checked_and_one_working_key_is_enough(official, api_settings):
+    official.fail_key(DEFAULT_KEYS[0], "1000")
+    run = check(api_settings(keys=DEFAULT_KEYS))
+    run.failed("ZAI_API_KEY #1")
+    run.ok("ZAI_API_KEY #2")
+    assert [r.key for r in official.requests] == list(DEFAULT_KEYS)
+    assert run.code == 0
+
+
+def test_unreachable_official_api(api_settings, closed_port):
+    run = check(api_settings(api_base=f"http://127.0.0.1:{closed_port}/api/paas/v4"))
+    assert "ZAI_API_BASE" in run.failed(f"TCP 127.0.0.1:{closed_port}")
+    run.failed("official API: not checked further")
+    assert run.code == 1
+
+
+def test_web_refuses_but_the_api_answers_exits_0(fake, official, api_settings):
+    fake.captcha_required = True
+    run = check(api_settings(upstreams=("web", "api")), fake)
+    assert "upstreams web then api (UPSTREAMS=web,api)" in run.ok("settings")
+    assert "captcha" in run.failed("web completion")
+    run.ok("official API ZAI_API_KEY #1")
+    assert run.code == 0 and run.lines[-1] == "✓ zto can answer with this setup."
+
+
+def test_nothing_answers_exits_1(fake, official, api_settings):
+    fake.captcha_required = True
+    official.fail_key(DEFAULT_KEYS[0], "1113")
+    run = check(api_settings(upstreams=("web", "api")), fake)
+    run.failed("web completion")
+    run.failed("official API ZAI_API_KEY #1")
+    assert run.code == 1 and run.lines[-1].startswith("✗ no configured upstream answered")
+
+
 # ---- limits ------------------------------------------------------------------------------
 
 def test_a_slow_upstream_runs_out_of_budget_instead_of_hanging(make_settings):
@@ -431,6 +513,20 @@ def test_python_m_zto_doctor_reads_env_local(fake, tmp_path):
     assert str(tmp_path) in result.stdout.splitlines()[0]
     assert token not in result.stdout + result.stderr and API_KEY not in result.stdout + result.stderr
     assert [r.token for r in fake.requests] == [token]
+
+
+def test_python_m_zto_doctor_with_both_upstreams(fake, official, tmp_path):
+    fake.captcha_required = True
+    key = DEFAULT_KEYS[1]
+    (tmp_path / ".env.local").write_text(
+        f"UPSTREAM_URL={fake.completions_url}\nZAI_API_BASE={official.base_url}\nZAI_API_KEY={key}\n"
+        "UPSTREAMS=web,api\n")
+    result = run_command(["doctor"], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✗ web completion (GLM-4.6 → GLM-4-6-API-V1, guest token): captcha: " in result.stdout
+    assert "✓ official API ZAI_API_KEY #2" not in result.stdout  # numbered within ZAI_API_KEY: this is #1
+    assert "✓ official API ZAI_API_KEY #1 " in result.stdout
+    assert key not in result.stdout + result.stderr
 
 
 def test_python_m_zto_doctor_exits_1_when_nothing_answers(fake, tmp_path):

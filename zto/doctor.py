@@ -12,7 +12,10 @@ was checked, what was found and which setting to change:
 3. the web chat: the landing page and its front-end version; the guest token, or each
    ``ZAI_TOKEN`` (its expiry read from the JWT, never verified); a one-word signed
    completion with each, named by how Z.ai answered (answered, captcha, user level,
-   426, signature, firewall...).
+   426, signature, firewall...);
+4. the official API: each key of ``ZAI_API_KEY`` alone, with a one-token completion
+   on the default model (``API_MODEL_MAP``'s id for ``MODEL_NAME``), named as working,
+   bad key (1000-1003), no balance (1113), rate-limited or unknown model (1211).
 
 The calls go through the service's own clients (session, signing, answer reading,
 error classification), so the doctor sees what the service would see. Every step has
@@ -120,6 +123,26 @@ def _ago(seconds: float) -> str:
     return f"{int(seconds)} seconds"
 
 
+def _api_outcome(code: str | None, model_id: str, settings: Settings) -> tuple[str, str]:
+    """(what the official API's refusal means, the setting to change) for an error code."""
+    if code == "upstream_unauthorized":
+        return "bad key (1000-1003)", "replace this key in ZAI_API_KEY with one from the Z.ai console"
+    if code == "insufficient_quota":
+        return "no balance (1113)", (f"top up the account in the Z.ai console, or MODEL_NAME=GLM-4.5-Flash (free) "
+                                     f"instead of {model_id}" if model_id != "glm-4.5-flash" else
+                                     "top up the account in the Z.ai console")
+    if code == "upstream_rate_limited":
+        return "rate-limited (1302-1305)", "the key works but is busy: try again later, or add keys to ZAI_API_KEY"
+    if code == "model_not_found":
+        return f"unknown model {model_id} (1211)", (f"map MODEL_NAME={settings.model_name} to an official id in "
+                                                    "API_MODEL_MAP, or set MODEL_NAME to one it lists")
+    if code == "upstream_not_found":
+        return "no such endpoint", "check ZAI_API_BASE"
+    if code == "upstream_timeout":
+        return "no answer in time", ""
+    return code or "failed", ""
+
+
 def _is_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -157,6 +180,8 @@ class Doctor:
         answered = []
         if "web" in order:
             answered.append(self.guarded(self.check_web, "web chat"))
+        if "api" in order:
+            answered.append(self.guarded(self.check_api, "official API"))
         return any(answered)
 
     def guarded(self, check: Callable[[], bool], what: str) -> bool:
@@ -179,7 +204,11 @@ class Doctor:
             parts.append(f"web chat with {len(s.zai_tokens)} ZAI_TOKEN token(s)" if s.zai_tokens
                          else "web chat as anonymous guests (ZAI_TOKEN empty)")
         if "api" in order:
-            parts.append(f"official API with {len(s.zai_api_keys)} ZAI_API_KEY key(s) at {s.api_base}")
+            from .official import api_model
+
+            model_id = api_model(s.model_name, s.api_model_map, s.model_name)
+            parts.append(f"official API with {len(s.zai_api_keys)} ZAI_API_KEY key(s) at {s.api_base}, "
+                         f"model {model_id} for MODEL_NAME={s.model_name}")
         self.report.step("ok", "settings", "valid; " + "; ".join(parts))
         if PUBLISHED_KEY in s.api_keys:
             self.report.step("warn", "DEFAULT_KEY", f"still the published {PUBLISHED_KEY}: anyone who finds this "
@@ -368,10 +397,59 @@ class Doctor:
             outcome = WEB_OUTCOMES.get(exc.code, exc.code or "failed")
             self.report.step("fail", what, f"{outcome}: {exc.message}")
             return exc.code or "", False
-        shown = "".join(text).strip()
-        shown = shown[:SHOWN_ANSWER_CHARS] + ("…" if len(shown) > SHOWN_ANSWER_CHARS else "")
-        self.report.step("ok", what, f"answered: {shown!r}")
+        self.report.step("ok", what, f"answered: {_shown(''.join(text))}")
         return "answered", True
+
+    # -- 4. the official API ----------------------------------------------------------
+
+    def check_api(self) -> bool:
+        from .http import build_session
+        from .official import api_model
+
+        s = self.settings
+        if not self.check_origin(s.api_base, "ZAI_API_BASE"):
+            self.report.step("fail", "official API", "not checked further: its origin is unreachable")
+            return False
+        model_id = api_model(s.model_name, s.api_model_map, s.model_name)
+        session = build_session(s)
+        answered = False
+        try:
+            for number, key in enumerate(s.zai_api_keys, 1):
+                answered = self.api_completion(session, f"ZAI_API_KEY #{number} {redact(key)}", key, model_id) \
+                    or answered
+        finally:
+            session.close()
+        return answered
+
+    def api_completion(self, session, label: str, key: str, model_id: str) -> bool:
+        """A one-token completion on the default model with ``key`` alone."""
+        from .errors import UpstreamError
+        from .metrics import NO_METRICS
+        from .official import OfficialUpstream
+
+        timeout = self.budget.timeout(self.budget.completion_s)
+        deadline = time.monotonic() + timeout
+        settings = replace(self.settings, zai_api_keys=(key,), connect_timeout_s=timeout, read_timeout_s=timeout)
+        what = f"official API {label} on {model_id}"
+        text = []
+        try:
+            answer = OfficialUpstream(settings, session, NO_METRICS).start(one_word_chat(settings, max_tokens=1))
+            try:
+                for piece in answer.pieces():
+                    text.append(piece.content)
+                    if time.monotonic() > deadline:
+                        break
+            finally:
+                answer.close()
+        except UpstreamError as exc:
+            outcome, fix = _api_outcome(exc.code, model_id, self.settings)
+            return self.report.step("fail", what, f"{outcome}: {exc.message}", fix)
+        return self.report.step("ok", what, f"works: answered {_shown(''.join(text))}")
+
+
+def _shown(text: str) -> str:
+    text = text.strip()
+    return repr(text[:SHOWN_ANSWER_CHARS] + ("…" if len(text) > SHOWN_ANSWER_CHARS else ""))
 
 
 def one_word_chat(settings: Settings, **body):
