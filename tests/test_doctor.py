@@ -288,6 +288,23 @@ def test_everything_goes_through_a_working_proxy(fake, make_settings, proxy):
     assert completion in b"".join(proxy.forwarded)  # the completion itself went through it
 
 
+def test_tls_failure_through_the_proxy_tunnel(make_settings, proxy, plain_listener):
+    run = check(make_settings(upstream_url=f"https://127.0.0.1:{plain_listener}/api/chat/completions",
+                              upstream_proxy=f"http://127.0.0.1:{proxy.server_address[1]}"))
+    run.ok(f"TCP 127.0.0.1:{plain_listener} through UPSTREAM_PROXY")
+    assert "handshake failed" in run.failed("TLS 127.0.0.1")
+    assert ("CONNECT", f"127.0.0.1:{plain_listener}") in proxy.targets
+    assert run.code == 1
+
+
+def test_a_proxy_that_refuses_the_tunnel(fake, make_settings, plain_listener):
+    run = check(make_settings(upstream_proxy=f"http://127.0.0.1:{plain_listener}"), fake)
+    run.ok("UPSTREAM_PROXY http://")
+    line = run.failed(f"TCP 127.0.0.1:{fake.port} through UPSTREAM_PROXY")
+    assert "the proxy refused: 400" in line and "UPSTREAM_PROXY" in line
+    assert fake.seen == [] and run.code == 1
+
+
 # ---- the web chat ---------------------------------------------------------------------
 
 def test_landing_page_failing_is_reported_and_fe_version_used(fake, make_settings):
@@ -482,6 +499,52 @@ def test_a_slow_upstream_runs_out_of_budget_instead_of_hanging(make_settings):
     assert run.code == 1
     assert "did not answer in time" in run.failed("web landing page")
     assert "the 1 s budget ran out" in run.failed("web chat: not finished")
+
+
+@pytest.fixture
+def trickling_server():
+    """Answers every request with a body that comes one byte at a time, forever:
+    no single read ever times out."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+
+    def trickle(conn):
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n")
+                while not stop.wait(0.1):
+                    conn.sendall(b"<")
+            except OSError:
+                pass
+
+    def serve():
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1]
+    stop.set()
+    server.close()
+
+
+def test_the_watchdog_ends_a_run_that_a_trickling_server_holds(trickling_server, tmp_path, capsys):
+    started = time.monotonic()
+    code = doctor.main(environ={"UPSTREAM_URL": f"http://127.0.0.1:{trickling_server}/api/chat/completions"},
+                       env_dir=tmp_path, budget_s=1.0)
+    elapsed = time.monotonic() - started
+    out = capsys.readouterr().out
+    assert code == 1
+    assert elapsed < 10  # generous: the point is that it ends although no read timed out
+    assert "✗ doctor: gave up after 2.5 s" in out
+    assert f"✓ TCP 127.0.0.1:{trickling_server}" in out
 
 
 def test_invalid_settings_fail_the_first_step(tmp_path, capsys):

@@ -133,9 +133,12 @@ def tunnel(proxy: Proxy, proxy_address: tuple[int, tuple], target: Endpoint, tar
         sock.connect((target_host, target.port))
     except (socks.ProxyError, OSError) as exc:
         sock.close()
-        message = getattr(exc, "msg", None) or (_reason(exc) if isinstance(exc, OSError) else str(exc))
         cause = getattr(exc, "socket_err", None)
-        raise ProbeFailed(f"{message}{f' ({_reason(cause)})' if isinstance(cause, OSError) else ''}") from None
+        if isinstance(cause, OSError) or (isinstance(exc, OSError) and not isinstance(exc, socks.ProxyError)):
+            raise ProbeFailed(_reason(cause if isinstance(cause, OSError) else exc)) from None
+        # PySocks says e.g. "Socket error: 400: Bad Request" followed by a paragraph of advice.
+        message = str(cause or exc).strip().splitlines()[0] if str(cause or exc).strip() else type(exc).__name__
+        raise ProbeFailed(message.removeprefix("Socket error: ")) from None
     return sock
 
 

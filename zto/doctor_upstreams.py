@@ -1,0 +1,242 @@
+"""The upstream steps of ``zto doctor``: the web chat and the official API, each asked
+a real question through the service's own upstream client.
+
+Web chat: the landing page and the front-end version it names (the one the service
+would send); the guest token, or each ``ZAI_TOKEN`` with its expiry read from the JWT
+(never verified); then a one-word completion with each token, through ``WebChat``
+built for exactly that token and version, so that no second token or second look at
+the page hides what Z.ai said. A refusal every token gets alike (captcha, 426,
+signature, firewall) ends the web steps.
+
+Official API: each key of ``ZAI_API_KEY`` alone, through ``OfficialUpstream``, with a
+one-token completion on the default model (``API_MODEL_MAP``'s id for
+``MODEL_NAME``), named as working, bad key, no balance, rate-limited or unknown model.
+
+Each check takes the running ``Doctor`` (its ``settings``, ``report``, ``budget`` and
+``check_origin``) and answers whether the upstream answered.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .doctor_report import OutOfTime, date, read_until, shown, span
+from .errors import UpstreamError
+from .tokens import jwt_claims, redact, user_id_of
+
+if TYPE_CHECKING:
+    import requests
+
+    from .chat_request import ChatRequest
+    from .settings import Settings
+    from .web_chat import WebChat
+
+PROMPT = "Reply with one word: ready"
+# Web refusals that every token gets alike: the next token would tell nothing new.
+SAME_FOR_EVERY_TOKEN = ("upstream_captcha_required", "upstream_version_rejected", "upstream_signature_rejected",
+                        "upstream_blocked", "upstream_not_found", "upstream_unavailable", "upstream_timeout")
+WEB_OUTCOMES = {
+    "upstream_captcha_required": "captcha",
+    "upstream_forbidden": "refused for this user level (403)",
+    "upstream_version_rejected": "front-end version rejected (426)",
+    "upstream_signature_rejected": "signature rejected",
+    "upstream_blocked": "firewall (405)",
+    "upstream_unauthorized": "token refused (401)",
+    "upstream_rate_limited": "rate-limited (429)",
+    "upstream_timeout": "no answer in time",
+    "upstream_unavailable": "connection failed",
+    "upstream_empty_answer": "empty answer",
+}
+FREE_MODEL = ("GLM-4.5-Flash", "glm-4.5-flash")
+
+
+def one_word_chat(settings: Settings, **body) -> ChatRequest:
+    """The smallest real question, built as the service builds a client's request."""
+    from .chat_request import build_chat_request
+
+    return build_chat_request({"model": settings.model_name, "messages": [{"role": "user", "content": PROMPT}],
+                               "stream": True, "enable_thinking": False, **body}, settings=settings)
+
+
+# ---- the web chat -----------------------------------------------------------------------
+
+def _web_chat(doctor, session: requests.Session, timeout: float, **changes) -> WebChat:
+    """The service's web-chat upstream, with this step's timeout and ``changes``."""
+    from .metrics import NO_METRICS
+    from .web_chat import WebChat
+
+    settings = replace(doctor.settings, connect_timeout_s=timeout, read_timeout_s=timeout, **changes)
+    return WebChat(settings, session, NO_METRICS)
+
+
+def check_web(doctor) -> bool:
+    from .http import build_session
+
+    if not doctor.check_origin(doctor.settings.upstream_url, "UPSTREAM_URL"):
+        doctor.report.step("fail", "web chat", "not checked further: its origin is unreachable")
+        return False
+    session = build_session(doctor.settings)
+    try:
+        version = _landing_page(doctor, session)
+        for label, token in _web_tokens(doctor, session):
+            outcome = _web_completion(doctor, session, version, label, token)
+            if outcome == "answered":
+                return True
+            if outcome in SAME_FOR_EVERY_TOKEN:
+                break
+        return False
+    finally:
+        session.close()
+
+
+def _landing_page(doctor, session: requests.Session) -> str:
+    """Check the landing page; the front-end version the service would send."""
+    from .fe_version import newest_version, version_key
+
+    s, report = doctor.settings, doctor.report
+    what = f"web landing page {s.upstream_origin}/"
+    status = "fail" if s.fe_version_discovery else "warn"
+    fallback = f"FE_VERSION (now {s.fe_version}) is sent instead; keep it current by hand"
+    try:
+        found = newest_version(_web_chat(doctor, session, doctor.budget.timeout()).fetch_landing_page())
+    except UpstreamError as exc:
+        report.step(status, what, f"unavailable: {exc.message}", fallback)
+        return s.fe_version
+    if found is None:
+        report.step(status, what, "names no prod-fe-X.Y.Z front-end version", fallback)
+        return s.fe_version
+    if not s.fe_version_discovery:
+        if version_key(found) > version_key(s.fe_version):
+            report.step("warn", what, f"names {found}, newer than FE_VERSION={s.fe_version}",
+                        f"FE_VERSION={found}, or FE_VERSION_DISCOVERY=true")
+        else:
+            report.step("ok", what, f"names {found}; FE_VERSION={s.fe_version} is sent")
+        return s.fe_version
+    version = max((found, s.fe_version), key=version_key)
+    report.step("ok", what, f"front-end version {found}; {version} is sent")
+    return version
+
+
+def _web_tokens(doctor, session: requests.Session) -> list[tuple[str, str]]:
+    """(label, token) of the tokens a completion is tried with."""
+    report = doctor.report
+    if not doctor.settings.zai_tokens:
+        try:
+            token = _web_chat(doctor, session, doctor.budget.timeout()).fetch_guest_token()
+        except UpstreamError as exc:
+            report.step("fail", "web guest token", f"not given: {exc.message}",
+                        "set ZAI_TOKEN to a logged-in token, or use the official API (ZAI_API_KEY)")
+            return []
+        report.hide((token,))
+        report.step("ok", "web guest token", f"received {redact(token)} (user id {user_id_of(token)})")
+        return [("guest token", token)]
+    usable = []
+    now = time.time()
+    for number, token in enumerate(doctor.settings.zai_tokens, 1):
+        what = f"ZAI_TOKEN #{number} {redact(token)}"
+        claims = jwt_claims(token)
+        expiry = claims.get("exp")
+        if not claims:
+            report.step("warn", what, "not a JWT: its expiry cannot be read",
+                        "copy the whole token from chat.z.ai (F12 → Application → Local Storage → token)")
+        elif isinstance(expiry, (int, float)) and not isinstance(expiry, bool):
+            if expiry <= now:
+                report.step("fail", what, f"expired {date(expiry)} ({span(now - expiry)} ago)",
+                            "take a fresh token from chat.z.ai into ZAI_TOKEN")
+                continue
+            report.step("ok", what, f"user id {user_id_of(token)}, expires {date(expiry)} (in {span(expiry - now)})")
+        else:
+            report.step("ok", what, f"user id {user_id_of(token)}, no expiry in the token")
+        usable.append((f"ZAI_TOKEN #{number}", token))
+    return usable
+
+
+def _web_completion(doctor, session: requests.Session, version: str, label: str, token: str) -> str:
+    """A one-word completion with ``token``: ``answered``, or the refusal's error code."""
+    from .web_request import resolve_model
+
+    s = doctor.settings
+    timeout = doctor.budget.timeout(doctor.budget.completion_s)
+    deadline = time.monotonic() + timeout
+    what = f"web completion ({s.model_name} → {resolve_model(s.model_name, s.models, s.model_name)[0]}, {label})"
+    web = _web_chat(doctor, session, timeout, zai_tokens=(token,), fe_version=version, fe_version_discovery=False)
+    try:
+        answer = web.start(one_word_chat(s))
+        try:
+            text = read_until(answer.pieces(), deadline)
+        finally:
+            answer.close()
+    except UpstreamError as exc:
+        doctor.report.step("fail", what, f"{WEB_OUTCOMES.get(exc.code, exc.code or 'failed')}: {exc.message}")
+        return exc.code or "failed"
+    doctor.report.step("ok", what, f"answered: {shown(text)}")
+    return "answered"
+
+
+# ---- the official API ---------------------------------------------------------------------
+
+def check_api(doctor) -> bool:
+    from .http import build_session
+    from .official import api_model
+
+    s = doctor.settings
+    if not doctor.check_origin(s.api_base, "ZAI_API_BASE"):
+        doctor.report.step("fail", "official API", "not checked further: its origin is unreachable")
+        return False
+    model_id = api_model(s.model_name, s.api_model_map, s.model_name)
+    session = build_session(s)
+    answered = False
+    try:
+        for number, key in enumerate(s.zai_api_keys, 1):  # every key, even after one works
+            try:
+                answered = _api_completion(doctor, session, number, key, model_id) or answered
+            except OutOfTime:
+                if not answered:
+                    raise
+                doctor.report.step("warn", f"ZAI_API_KEY #{number} and later", "not checked: out of time")
+                break
+    finally:
+        session.close()
+    return answered
+
+
+def _api_completion(doctor, session: requests.Session, number: int, key: str, model_id: str) -> bool:
+    """A one-token completion on the default model with ``key`` alone."""
+    from .metrics import NO_METRICS
+    from .official import OfficialUpstream
+
+    timeout = doctor.budget.timeout(doctor.budget.completion_s)
+    deadline = time.monotonic() + timeout
+    settings = replace(doctor.settings, zai_api_keys=(key,), connect_timeout_s=timeout, read_timeout_s=timeout)
+    what = f"official API ZAI_API_KEY #{number} {redact(key)} on {model_id}"
+    try:
+        answer = OfficialUpstream(settings, session, NO_METRICS).start(one_word_chat(settings, max_tokens=1))
+        try:
+            text = read_until(answer.pieces(), deadline)
+        finally:
+            answer.close()
+    except UpstreamError as exc:
+        outcome, fix = api_outcome(exc.code, model_id, doctor.settings.model_name)
+        return doctor.report.step("fail", what, f"{outcome}: {exc.message}", fix)
+    return doctor.report.step("ok", what, f"works: answered {shown(text)}")
+
+
+def api_outcome(code: str | None, model_id: str, model_name: str) -> tuple[str, str]:
+    """(what an official API refusal means, the setting to change) for its error code."""
+    if code == "upstream_unauthorized":
+        return "bad key (1000-1003)", "replace this key in ZAI_API_KEY with one from the Z.ai console"
+    if code == "insufficient_quota":
+        free = "" if model_id == FREE_MODEL[1] else f", or MODEL_NAME={FREE_MODEL[0]} (free) instead of {model_id}"
+        return "no balance (1113)", "top up the account in the Z.ai console" + free
+    if code == "upstream_rate_limited":
+        return "rate-limited (1302-1305)", "the key works but is busy: try again later, or add keys to ZAI_API_KEY"
+    if code == "model_not_found":
+        return f"unknown model {model_id} (1211)", (f"map MODEL_NAME={model_name} to an official id in "
+                                                    "API_MODEL_MAP, or set MODEL_NAME to one it lists")
+    if code == "upstream_not_found":
+        return "no such endpoint", "check ZAI_API_BASE"
+    if code == "upstream_timeout":
+        return "no answer in time", ""
+    return code or "failed", ""
