@@ -288,6 +288,16 @@ def test_everything_goes_through_a_working_proxy(fake, make_settings, proxy):
     assert completion in b"".join(proxy.forwarded)  # the completion itself went through it
 
 
+def test_an_https_proxy_is_reached_but_its_tunnel_left_to_the_requests(fake, make_settings, proxy):
+    port = proxy.server_address[1]
+    # This proxy speaks no TLS, so the requests through it fail: soon, with short steps.
+    run = check(make_settings(upstream_proxy=f"https://127.0.0.1:{port}"), fake, step_timeout_s=0.5)
+    run.ok(f"UPSTREAM_PROXY https://127.0.0.1:{port}")
+    assert "UPSTREAM_PROXY" in run.failed("web landing page")
+    assert run.line(f"TCP 127.0.0.1:{fake.port} through UPSTREAM_PROXY").startswith("! ")
+    assert proxy.targets == []  # no CONNECT: the doctor does not speak TLS to a proxy
+
+
 def test_tls_failure_through_the_proxy_tunnel(make_settings, proxy, plain_listener):
     run = check(make_settings(upstream_url=f"https://127.0.0.1:{plain_listener}/api/chat/completions",
                               upstream_proxy=f"http://127.0.0.1:{proxy.server_address[1]}"))

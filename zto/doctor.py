@@ -145,6 +145,9 @@ class Doctor:
                 return self.report.step("fail", f"TCP {target}", f"cannot connect: {exc}",
                                         f"check {setting}, this server's firewall, or set UPSTREAM_PROXY")
             self.report.step("ok", f"TCP {target}", f"connected to {address}")
+        elif self.proxy.scheme == "https":
+            return self.report.step("warn", f"TCP {target} through UPSTREAM_PROXY", "not probed: the tunnel of an "
+                                    "https:// proxy is checked by the requests below, which go through it")
         else:
             # A proxy that looks names up itself gets the name; otherwise the address found here.
             via = addresses[0][1][0] if addresses else host

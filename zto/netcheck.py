@@ -26,7 +26,7 @@ Resolver = Callable[[str, int], list[tuple[int, tuple]]]
 
 # Proxy schemes whose proxy looks names up itself (the origin's DNS is not ours to check).
 REMOTE_DNS_SCHEMES = ("http", "https", "socks5h", "socks4a")
-PROXY_TYPES = {"http": socks.HTTP, "https": socks.HTTP, "socks5": socks.SOCKS5, "socks5h": socks.SOCKS5,
+PROXY_TYPES = {"http": socks.HTTP, "socks5": socks.SOCKS5, "socks5h": socks.SOCKS5,
                "socks4": socks.SOCKS4, "socks4a": socks.SOCKS4}
 
 
@@ -123,7 +123,8 @@ def connect(addresses: list[tuple[int, tuple]], timeout: float) -> tuple[socket.
 def tunnel(proxy: Proxy, proxy_address: tuple[int, tuple], target: Endpoint, target_host: str,
            timeout: float) -> socket.socket:
     """A connection to ``target`` through the proxy: ``target_host`` is its name when
-    the proxy looks names up itself, else the address we found."""
+    the proxy looks names up itself, else the address we found. Not for https://
+    proxies (TLS to the proxy itself), which PySocks does not speak."""
     family, address = proxy_address
     sock = socks.socksocket(family, socket.SOCK_STREAM)
     sock.set_proxy(PROXY_TYPES[proxy.scheme], address[0], address[1], rdns=proxy.remote_dns,
