@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -98,9 +99,10 @@ def closed_port():
     return free_port()  # bound then released: nothing listens there
 
 
-@pytest.fixture
-def plain_listener():
-    """A loopback port that speaks plain HTTP to anyone, TLS or not."""
+@contextmanager
+def raw_server(handle):
+    """A TCP server on a loopback port (yields the port); each connection is given to
+    ``handle(conn, stop)`` in a thread of its own."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
@@ -113,20 +115,51 @@ def plain_listener():
                 conn, _ = server.accept()
             except OSError:
                 continue
-            with conn:
-                conn.settimeout(1)
-                try:
-                    conn.recv(4096)
-                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                except OSError:
-                    pass
+            threading.Thread(target=handle, args=(conn, stop), daemon=True).start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join(2)
-    server.close()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()
+
+
+def answer_400(conn, stop):
+    with conn:
+        conn.settimeout(1)
+        try:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        except OSError:
+            pass
+
+
+def trickle(conn, stop):
+    """A body that comes one byte at a time, forever: no single read ever times out."""
+    with conn:
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n")
+            while not stop.wait(0.1):
+                conn.sendall(b"<")
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def plain_listener():
+    """A loopback port that speaks plain HTTP to anyone, TLS or not."""
+    with raw_server(answer_400) as port:
+        yield port
+
+
+@pytest.fixture
+def trickling_server():
+    with raw_server(trickle) as port:
+        yield port
 
 
 class _Pipe(socketserver.StreamRequestHandler):
@@ -509,40 +542,6 @@ def test_a_slow_upstream_runs_out_of_budget_instead_of_hanging(make_settings):
     assert run.code == 1
     assert "did not answer in time" in run.failed("web landing page")
     assert "the 1 s budget ran out" in run.failed("web chat: not finished")
-
-
-@pytest.fixture
-def trickling_server():
-    """Answers every request with a body that comes one byte at a time, forever:
-    no single read ever times out."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    stop = threading.Event()
-
-    def trickle(conn):
-        with conn:
-            try:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n")
-                while not stop.wait(0.1):
-                    conn.sendall(b"<")
-            except OSError:
-                pass
-
-    def serve():
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield server.getsockname()[1]
-    stop.set()
-    server.close()
 
 
 def test_the_watchdog_ends_a_run_that_a_trickling_server_holds(trickling_server, tmp_path, capsys):
