@@ -595,7 +595,7 @@ def test_python_m_zto_doctor_with_both_upstreams(fake, official, tmp_path):
         "UPSTREAMS=web,api\n")
     result = run_command(["doctor"], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "✗ web completion (GLM-4.6 → GLM-4-6-API-V1, guest token): captcha: " in result.stdout
+    assert "✗ web completion (GLM-4.6 → glm-4.6, guest token): captcha: " in result.stdout
     assert "✓ official API ZAI_API_KEY #2" not in result.stdout  # numbered within ZAI_API_KEY: this is #1
     assert "✓ official API ZAI_API_KEY #1 " in result.stdout
     assert key not in result.stdout + result.stderr

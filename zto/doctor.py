@@ -29,7 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import netcheck
-from .doctor_report import ASCII_MARKS, MARKS, PUBLISHED_KEY, Budget, OutOfTime, Report
+from .api_keys import PUBLISHED_KEY
+from .doctor_report import ASCII_MARKS, MARKS, Budget, OutOfTime, Report
 from .netcheck import Endpoint, ProbeFailed, Proxy
 from .settings import Settings, SettingsError, load_settings
 
@@ -99,8 +100,8 @@ class Doctor:
                          f"model {model_id} for MODEL_NAME={s.model_name}")
         self.report.step("ok", "settings", "valid; " + "; ".join(parts))
         if PUBLISHED_KEY in s.api_keys:
-            self.report.step("warn", "DEFAULT_KEY", f"still the published {PUBLISHED_KEY}: anyone who finds this "
-                             "server can use it", "set DEFAULT_KEY to a long random key of your own")
+            self.report.step("warn", "DEFAULT_KEY", f"still the published {PUBLISHED_KEY}: only clients on this "
+                             "machine are served", "set DEFAULT_KEY to a long random key of your own")
         if s.zai_api_keys and "api" not in order:
             self.report.step("warn", "ZAI_API_KEY", "set, but UPSTREAMS leaves the official API out",
                              "UPSTREAMS=web,api to fall back to it, or api to use it alone")

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
+from .api_keys import PUBLISHED_KEY
 from .tokens import redact
 
 MARKS = {"ok": "✓", "fail": "✗", "warn": "!"}
 ASCII_MARKS = {"ok": "[ok]", "fail": "[FAIL]", "warn": "[warn]"}
-PUBLISHED_KEY = "sk-your-key"  # DEFAULT_KEY's default, printed in the README: no secret
 MIN_SECRET_CHARS = 6  # shorter "secrets" would mangle ordinary words when redacted
 MIN_STEP_S = 0.5
 SHOWN_ANSWER_CHARS = 40
@@ -36,6 +36,7 @@ class Report:
         self._secrets: set[str] = set()
 
     def hide(self, secrets: Iterable[str]) -> None:
+        # The published DEFAULT_KEY is printed in the README: no secret to hide.
         self._secrets.update(s for s in secrets if len(s) >= MIN_SECRET_CHARS and s != PUBLISHED_KEY)
 
     def line(self, text: str) -> None:
