@@ -10,7 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from conftest import API_KEY, free_port
-from zto import create_app
+from zto import create_app, shutdown
 from zto.anthropic_format import MessageBuilder, MessageStream
 from zto.metrics import NO_METRICS
 from zto.stats import PendingRequest
@@ -197,6 +197,23 @@ class Ticking:
         self.closed = True
 
 
+class Stopped(Ticking):
+    """A stand-in ``Answer`` a restart's grace period ends after some text."""
+
+    def pieces(self):
+        yield Piece(content="partial")
+        raise shutdown.ServerStopping()
+
+
+def test_a_restart_ends_the_stream_with_an_error_event():
+    record = PendingRequest(method="POST", path="/v1/messages", client_ip="", user_agent="")
+    body = b"".join(stream_answer(Stopped(0), MessageStream(MessageBuilder("m")), keepalive_s=60, record=record,
+                                  metrics=NO_METRICS))
+    name, data = body.rstrip().rsplit(b"\n\n", 1)[-1].split(b"\n")
+    assert name == b"event: error" and json.loads(data[6:])["error"]["type"] == "api_error"
+    assert b"partial" in body and b"message_stop" not in body and record.error == "server_shutting_down"
+
+
 def test_quiet_upstream_gets_pings():
     answer = Ticking(3)
     record = PendingRequest(method="POST", path="/v1/messages", client_ip="", user_agent="")
@@ -263,6 +280,11 @@ def test_openapi_describes_the_routes_and_real_answers_match(client):
     for _, data in events_of(post(client, stream=True, messages=[{"role": "user", "content": "scenario:mid_error"}])):
         event.validate(data)
     schema_validator(client, "AnthropicError").validate(post(client, headers={}).get_json())
+    schema_validator(client, "MessageRequest").validate({
+        "model": "claude-opus-5-5", "max_tokens": 128000, "stream": True,
+        "thinking": {"type": "adaptive", "display": "omitted"},
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                     {"role": "system", "content": [{"type": "text", "text": "# Environment"}]}]})
     schema_validator(client, "TokenCount").validate(client.post(
         "/v1/messages/count_tokens", headers=HEADERS, json={"model": "m", "messages": [{"role": "user",
                                                                                            "content": "x"}]}).get_json())

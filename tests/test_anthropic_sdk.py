@@ -5,8 +5,14 @@ web chat (tools on the official API: ``test_anthropic_tools.py``)."""
 
 from __future__ import annotations
 
+import html
+import re
+import subprocess
+import sys
+
 import anthropic
 import pytest
+import requests
 
 from conftest import API_KEY, free_port
 
@@ -82,6 +88,18 @@ def test_count_tokens(live):
     count = sdk(live).messages.count_tokens(model=MODEL, messages=ask("How many tokens is this?"),
                                             system="You are terse.")
     assert isinstance(count.input_tokens, int) and 5 < count.input_tokens < 50
+
+
+def test_the_docs_example_works_as_pasted(live):
+    page = requests.get(live.url + "/docs", timeout=10).text
+    code = html.unescape(re.search(r'<code id="example-anthropic">(.*?)</code>', page, re.S).group(1))
+    assert f'base_url="{live.url}"' in code and "sk-your-key" in code
+    result = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c",
+                             code.replace("sk-your-key", API_KEY)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Hello, world!"
+    command = html.unescape(re.search(r'<code id="example-claude-code">(.*?)</code>', page, re.S).group(1))
+    assert command == f"ANTHROPIC_BASE_URL={live.url} ANTHROPIC_AUTH_TOKEN=sk-your-key claude"
 
 
 # -- every error class ------------------------------------------------------------------

@@ -55,13 +55,14 @@ def schemas() -> dict:
                           "description": "a Claude name (mapped by ANTHROPIC_MODEL_MAP) or a GLM name"},
                 "max_tokens": {"type": "integer", "minimum": 1},
                 "messages": {"type": "array", "minItems": 1, "items": _object(
-                    {"role": {"enum": ["user", "assistant"]},
+                    {"role": {"enum": ["user", "assistant", "system"]},
                      "content": {"anyOf": [STRING, {"type": "array", "items": {"type": "object"}}]}},
                     ["role", "content"])},
                 "system": {"anyOf": [STRING, {"type": "array", "items": {"type": "object"}}]},
                 "stream": {"type": "boolean", "default": False},
-                "thinking": _object({"type": {"enum": ["enabled", "adaptive", "disabled"]},
-                                     "budget_tokens": INTEGER}, ["type"]),
+                "thinking": _object({"type": {"enum": ["enabled", "adaptive", "between_tools", "disabled"]},
+                                     "budget_tokens": INTEGER, "display": {"enum": ["summarized", "omitted"]}},
+                                    ["type"]),
                 "tools": {"type": "array", "items": _object(
                     {"name": STRING, "description": STRING, "input_schema": {"type": "object"}}, ["name"])},
                 "tool_choice": _object({"type": {"enum": ["auto", "any", "tool", "none"]}, "name": STRING},
