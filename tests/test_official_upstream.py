@@ -56,6 +56,8 @@ def test_a_streamed_answer_with_thinking(make_upstream, official):
     assert answer.upstream == "api" and not answer.fell_back
     assert read(answer) == ("Let me think about it.", "Hello from glm-4.6!", [])
     assert answer.usage == USAGE and answer.finish_reason == "stop"
+    answer.close()  # again: closing is idempotent
+    assert 'token_kind="api_key"} 0.0' in upstream.metrics.render().decode()
     sent = official.requests[-1].body
     assert sent["model"] == "glm-4.6" and sent["thinking"] == {"type": "enabled"} and sent["stream"] is True
 
