@@ -589,12 +589,15 @@ def test_python_m_zto_doctor_reads_env_local(fake, tmp_path):
 
 def test_python_m_zto_doctor_with_both_upstreams(fake, official, tmp_path):
     fake.captcha_required = True
-    key = DEFAULT_KEYS[1]
+    key, bad_key = DEFAULT_KEYS[1], "ffffffffffffffffffffffffffffffff.NotAKeyOfTheFake"
     (tmp_path / ".env.local").write_text(
-        f"UPSTREAM_URL={fake.completions_url}\nZAI_API_BASE={official.base_url}\nZAI_API_KEY={key}\n"
+        f"UPSTREAM_URL={fake.completions_url}\nZAI_API_BASE={official.base_url}\nZAI_API_KEY={key},{bad_key}\n"
         "UPSTREAMS=web,api\n")
     result = run_command(["doctor"], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""  # the clients' own log lines stay out of the report
+    assert "bad key (1000-1003)" in next(line for line in result.stdout.splitlines() if "ZAI_API_KEY #2" in line)
+    assert bad_key not in result.stdout
     assert "✗ web completion (GLM-4.6 → glm-4.6, guest token): captcha: " in result.stdout
     assert "✓ official API ZAI_API_KEY #2" not in result.stdout  # numbered within ZAI_API_KEY: this is #1
     assert "✓ official API ZAI_API_KEY #1 " in result.stdout

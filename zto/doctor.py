@@ -21,6 +21,7 @@ configured upstream answered.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 import sys
@@ -199,6 +200,9 @@ def main(*, environ: dict[str, str] | None = None, env_dir: str | os.PathLike | 
         if not abandoned.is_set():  # an abandoned run may still finish a step: it is not told
             print(text, file=out, flush=True)
 
+    # The upstream clients log each refusal for the service's operator; here the report says it.
+    logging.getLogger("zto").addHandler(logging.NullHandler())
+    logging.getLogger("zto").propagate = False
     where = Path(env_dir) if env_dir is not None else Path.cwd()
     write(f"zto doctor: the settings of {where} (environment, .env.local, .env), checked against the upstreams")
     try:
