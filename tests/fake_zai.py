@@ -278,6 +278,8 @@ class _Handler(TrackedHandler):
             self.fake.seen.append((method, path, {k.lower(): v for k, v in self.headers.items()}))
         try:
             body = self._read_body() if method == "POST" else b""
+            if method == "GET" and path == "/" and self.fake.landing_delay:
+                self.fake._stopping.wait(self.fake.landing_delay)
             if method == "GET" and path == "/" and self.fake.landing_status != 200:
                 self._send(self.fake.landing_status, {"detail": "Landing page unavailable"})
             elif method == "GET" and path == "/":
@@ -534,6 +536,7 @@ class FakeZai(LoopbackFake):
         self.chunk_delay = chunk_delay
         self.latency = latency  # seconds before the headers of every answer: a simulated round trip
         self.landing_status = 200  # anything else: the landing page answers that status, no version
+        self.landing_delay = 0.0  # seconds before the landing page answers: a slow chat.z.ai
         self.guest_status = 200  # anything else: guest tokens are refused with that status
         self.captcha_required = False  # True: every completion gets the captcha refusal
         self.requests: list[RecordedRequest] = []
@@ -573,6 +576,7 @@ class FakeZai(LoopbackFake):
             self._failures.clear()
             self.captcha_required = False
             self.guest_status = 200
+            self.landing_delay = 0.0
 
     # -- used by the handler
     def _new_guest(self) -> dict:

@@ -284,56 +284,92 @@ class Pages:
         return result
 
 
+def looked(version: FrontendVersion) -> FrontendVersion:
+    """``version`` once the look ``current`` started has ended."""
+    version.current()
+    version.join(5)
+    return version
+
+
 def test_discovered_version_is_used_and_cached():
     pages = Pages(PAGE)
-    version = FrontendVersion("prod-fe-1.0.94", pages, ttl_s=600)
+    version = looked(FrontendVersion("prod-fe-1.0.94", pages, ttl_s=600))
     assert version.current() == "prod-fe-1.0.100"
     assert version.current() == "prod-fe-1.0.100"
     assert pages.calls == 1
 
 
 def test_never_below_the_fallback():
-    version = FrontendVersion("prod-fe-1.0.94", Pages("prod-fe-1.0.50 prod-fe-1.0.9"), ttl_s=600)
+    version = looked(FrontendVersion("prod-fe-1.0.94", Pages("prod-fe-1.0.50 prod-fe-1.0.9"), ttl_s=600))
     assert version.current() == "prod-fe-1.0.94"
 
 
 def test_falls_back_when_the_page_names_no_version(caplog):
     with caplog.at_level(logging.WARNING, logger="zto.fe_version"):
-        assert FrontendVersion("prod-fe-1.0.94", Pages("<html></html>"), ttl_s=600).current() == "prod-fe-1.0.94"
+        assert looked(FrontendVersion("prod-fe-1.0.94", Pages("<html></html>"), ttl_s=600)).current() == "prod-fe-1.0.94"
     assert caplog.records
 
 
 def test_falls_back_when_the_fetch_raises(caplog):
     pages = Pages(ConnectionError("no route"))
-    version = FrontendVersion("prod-fe-1.0.94", pages, ttl_s=600)
     with caplog.at_level(logging.WARNING, logger="zto.fe_version"):
+        version = looked(FrontendVersion("prod-fe-1.0.94", pages, ttl_s=600))
         assert version.current() == "prod-fe-1.0.94"
     assert "no route" in caplog.text
+    version.join(5)
     assert version.current() == "prod-fe-1.0.94"
     assert pages.calls == 1  # a failure is not retried on every request
 
 
 def test_without_discovery_the_fallback_is_used_and_nothing_fetched():
-    assert FrontendVersion("prod-fe-1.0.94", None, ttl_s=600).current() == "prod-fe-1.0.94"
+    version = FrontendVersion("prod-fe-1.0.94", None, ttl_s=600)
+    assert version.current() == "prod-fe-1.0.94" and version.refreshed() == "prod-fe-1.0.94"
 
 
-def test_invalidate_forces_a_new_fetch():
+def test_a_slow_landing_page_is_never_waited_for():
+    """The first request, and every later one, gets a version at once: FE_VERSION until
+    the look ends."""
+    release = threading.Event()
+    pages = Pages("prod-fe-1.0.98")
+
+    def slow_fetch():
+        release.wait(10)
+        return pages()
+
+    version = FrontendVersion("prod-fe-1.0.94", slow_fetch, ttl_s=600)
+    started = time.monotonic()
+    assert [version.current() for _ in range(3)] == ["prod-fe-1.0.94"] * 3
+    assert time.monotonic() - started < 5  # generous: not the fetch's 10 s
+    release.set()
+    version.join(5)
+    assert version.current() == "prod-fe-1.0.98" and pages.calls == 1
+
+
+def test_refreshed_looks_again_and_waits_for_the_look():
     pages = Pages("prod-fe-1.0.98", "prod-fe-1.0.103")
-    version = FrontendVersion("prod-fe-1.0.94", pages, ttl_s=600)
+    version = looked(FrontendVersion("prod-fe-1.0.94", pages, ttl_s=600))
     assert version.current() == "prod-fe-1.0.98"
-    version.invalidate()
-    assert version.current() == "prod-fe-1.0.103"
+    assert version.refreshed() == "prod-fe-1.0.103"
     assert pages.calls == 2
-    assert version.current() == "prod-fe-1.0.103"
-    assert pages.calls == 2
+    assert version.current() == "prod-fe-1.0.103" and pages.calls == 2
 
 
-def test_invalidate_after_a_failed_fetch_retries_at_once():
+def test_refreshed_after_a_failed_fetch_looks_at_once():
     pages = Pages(OSError("down"), "prod-fe-1.0.106")
-    version = FrontendVersion("prod-fe-1.0.94", pages, ttl_s=600)
+    version = looked(FrontendVersion("prod-fe-1.0.94", pages, ttl_s=600))
     assert version.current() == "prod-fe-1.0.94"
-    version.invalidate()
-    assert version.current() == "prod-fe-1.0.106"
+    assert version.refreshed() == "prod-fe-1.0.106"
+
+
+def test_refreshed_waits_only_a_few_seconds_for_a_slow_page():
+    release = threading.Event()
+    version = FrontendVersion("prod-fe-1.0.94", lambda: release.wait(10) and "prod-fe-1.0.99", ttl_s=600)
+    started = time.monotonic()
+    assert version.refreshed(timeout_s=0.2) == "prod-fe-1.0.94"  # not done yet: the old one
+    assert time.monotonic() - started < 5
+    release.set()
+    version.join(5)
+    assert version.current() == "prod-fe-1.0.99"
 
 
 def test_stale_value_is_served_while_a_background_refresh_runs():
@@ -345,7 +381,7 @@ def test_stale_value_is_served_while_a_background_refresh_runs():
             release.wait(5)
         return pages()
 
-    version = FrontendVersion("prod-fe-1.0.94", fetch, ttl_s=0.05)
+    version = looked(FrontendVersion("prod-fe-1.0.94", fetch, ttl_s=0.05))
     assert version.current() == "prod-fe-1.0.98"
     time.sleep(0.1)
     started = time.monotonic()

@@ -3,8 +3,11 @@
 Z.ai answers 426 to front ends it considers outdated. Its landing page names the
 current build (``prod-fe-X.Y.Z``) in its asset paths, so zto reads it from there,
 keeps it for ``FE_VERSION_CACHE_S``, and never goes below the configured
-``FE_VERSION``. The first caller waits for the first look; later ones get the
-cached value while a background thread refreshes a stale one. A 426 drops the cache.
+``FE_VERSION``. The landing page can be slow (seconds, up to the upstream timeouts), so
+nobody waits for it: ``current`` answers at once with the last known version (at first
+``FE_VERSION``) and starts one look in the background when that is stale. After a 426,
+``refreshed`` starts a look (or joins the one running) and waits for it at most a few
+seconds, so the one retry can use what it found. One look runs at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ log = logging.getLogger(__name__)
 
 VERSION_PATTERN = re.compile(r"prod-fe-(\d+)\.(\d+)\.(\d+)")
 RETRY_AFTER_FAILURE_S = 300.0
+REFRESH_WAIT_S = 3.0  # how long the retry after a 426 waits for the landing page
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -40,32 +44,43 @@ class FrontendVersion:
         self._value = fallback
         self._expires = 0.0
         self._lock = threading.Lock()
-        self._refreshing = False
+        self._looking: threading.Event | None = None  # set when the running look ends
 
     def current(self) -> str:
-        if self._fetch_page is None or time.monotonic() < self._expires:
-            return self._value
-        if self._expires == 0.0:
-            with self._lock:
-                if self._expires == 0.0:
-                    self._refresh()
-            return self._value
-        with self._lock:
-            if self._refreshing:
-                return self._value
-            self._refreshing = True
-        threading.Thread(target=self._refresh_in_background, daemon=True).start()
+        """The version to send now; a stale one starts a look in the background."""
+        if self._fetch_page is not None and time.monotonic() >= self._expires:
+            self._start_look()
         return self._value
 
-    def invalidate(self) -> None:
-        """Z.ai said our version is outdated: look again on the next request."""
-        self._expires = 0.0
+    def refreshed(self, timeout_s: float = REFRESH_WAIT_S) -> str:
+        """Z.ai said the version is outdated: look again, waiting at most ``timeout_s``;
+        the version then (the old one if the look is not done)."""
+        if self._fetch_page is None:
+            return self._value
+        self._start_look().wait(timeout_s)
+        return self._value
 
-    def _refresh_in_background(self) -> None:
+    def join(self, timeout_s: float) -> None:
+        """Wait at most ``timeout_s`` for the look running now, if any."""
+        looking = self._looking
+        if looking is not None:
+            looking.wait(timeout_s)
+
+    def _start_look(self) -> threading.Event:
+        with self._lock:
+            if self._looking is not None:
+                return self._looking
+            done = self._looking = threading.Event()
+        threading.Thread(target=self._look, args=(done,), name="fe-version", daemon=True).start()
+        return done
+
+    def _look(self, done: threading.Event) -> None:
         try:
             self._refresh()
         finally:
-            self._refreshing = False
+            with self._lock:
+                self._looking = None
+            done.set()
 
     def _refresh(self) -> None:
         try:

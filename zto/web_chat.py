@@ -306,10 +306,10 @@ class WebChat:
     def _retry_token(self, error: UpstreamError, token: str, fe_version: str) -> str | None:
         """The token to try once more with, or None if trying again cannot help."""
         if error.code == "upstream_version_rejected":
-            self.fe_version.invalidate()
-            if self.fe_version.current() == fe_version:
+            newer = self.fe_version.refreshed()
+            if newer == fe_version:
                 return None
-            log_failure(self.name, error, f"retrying with front-end version {self.fe_version.current()}")
+            log_failure(self.name, error, f"retrying with front-end version {newer}")
             return token
         if not (isinstance(error, UpstreamRejected) and error.retryable):
             return None
