@@ -148,6 +148,17 @@ def _long(count: int = 200) -> Scenario:
     )
 
 
+def _bulk(count: int = 1200, size: int = 8000) -> Scenario:
+    """About 10 MB of answer text: more than every socket buffer between zto and a
+    client that stops reading holds, so zto's writes block."""
+    piece = "x" * (size - 1) + " "
+    return Scenario(
+        events=[chunk("answer", delta_content=piece) for _ in range(count)] + [usage(), done()],
+        content=piece * count,
+        usage=USAGE,
+    )
+
+
 def _long50() -> Scenario:
     """The benchmark's slow stream (``bench/``): 50 answer chunks, then ``done`` carrying
     the usage. 51 events, so at ``transport:delay=0.1`` the last byte leaves 5.0 s after
@@ -225,6 +236,7 @@ SCENARIOS: dict[str, Scenario] = {
     "upstream_tools": _upstream_tools(),
     "long": _long(),
     "long50": _long50(),
+    "bulk": _bulk(),
 }
 
 

@@ -10,9 +10,8 @@ upstreams serve and stays open, as in the original project.
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import api_keys, shutdown
+from . import api_keys, client_io, shutdown
 from .chat_request import parse_chat_request
 from .completions import collect, sse_stream
 from .context import resources
@@ -24,7 +23,6 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 MODELS_CREATED = 1759190400  # 2025-09-30, when GLM-4.6 came out
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 WARNING_HEADER = "X-Zto-Warning"  # what the request was answered without (tools on the web chat)
-BODY_READ_SIZE = 65536
 
 
 def _model(name: str) -> dict:
@@ -52,21 +50,8 @@ def _check_api_key() -> None:
 
 
 def read_body() -> bytes:
-    """The request body; 413 above MAX_REQUEST_BYTES, with or without a Content-Length."""
-    limit = resources().settings.max_body_bytes
-    too_large = ProxyError(f"The request body is larger than MAX_REQUEST_BYTES ({limit} bytes).",
-                           status=413, code="request_too_large")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    # A chunked body has no Content-Length: werkzeug's stream stops at the limit and only
-    # raises on the read after it, which get_data never makes (it would truncate silently).
-    body = bytearray()
-    try:
-        while data := request.stream.read(BODY_READ_SIZE):
-            body += data
-    except RequestEntityTooLarge:
-        raise too_large from None
-    return bytes(body)
+    """The request body, within MAX_REQUEST_BYTES and BODY_TIMEOUT_S (``client_io``)."""
+    return client_io.read_body(resources().settings)
 
 
 @bp.post("/chat/completions")
@@ -85,7 +70,7 @@ def chat_completions():
                           keepalive_s=settings.keepalive_s, record=g.pending, metrics=res.metrics)
         response = Response(body, mimetype="text/event-stream", headers=STREAM_HEADERS)
     else:
-        reasoning, content, tool_calls = collect(answer, presenter, res.metrics)
+        reasoning, content, tool_calls = collect(client_io.departure_checked(answer), presenter, res.metrics)
         response = jsonify(completion_body(chat.model, reasoning, content, answer.usage, answer.finish_reason,
                                            tool_calls))
     if warning is not None:

@@ -15,7 +15,7 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, api_keys, dashboard, guide, health, messages, metrics_page, page_auth, shutdown, tracking
+from . import api, api_keys, client_io, dashboard, guide, health, messages, metrics_page, page_auth, shutdown, tracking
 from .context import Resources
 from .error_handlers import register_error_handlers
 from .http import build_session
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     page_auth.init_app(app)
     shutdown.init_app(app)
+    client_io.init_app(app, settings)
     # The API answers browsers from CORS_ORIGINS; the operator pages never answer another origin.
     CORS(app, resources={r"/v1/*": {"origins": list(settings.cors_origins)},
                          "/openapi.json": {"origins": list(settings.cors_origins)}})

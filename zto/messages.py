@@ -19,7 +19,7 @@ import json
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from . import api_keys, shutdown
+from . import api_keys, client_io, shutdown
 from .anthropic_format import MessageBuilder, MessageStream
 from .anthropic_request import estimate_tokens, stop_sequences, thinking_omitted, to_openai_body
 from .api import STREAM_HEADERS, WARNING_HEADER, read_body
@@ -74,7 +74,7 @@ def create_message():
                                record=g.pending, metrics=res.metrics)
         response = Response(events, mimetype="text/event-stream", headers=STREAM_HEADERS)
     else:
-        response = jsonify(collect_message(answer, builder, res.metrics))
+        response = jsonify(collect_message(client_io.departure_checked(answer), builder, res.metrics))
     if warning is not None:
         response.headers[WARNING_HEADER] = warning
     # As in api.py: the upstream is released after the last byte is sent, never before.

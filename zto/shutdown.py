@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from flask import Flask
@@ -110,16 +110,16 @@ class Shutdown:
             reader.throw(Interrupted)
 
 
-class GuardedAnswer:
-    """An answer whose ``pieces()`` end with ``ServerStopping`` when the grace period ends;
-    everything else is the answer's own."""
+class WatchedAnswer:
+    """An answer whose ``pieces()`` pass through ``watch`` (which may end them with an
+    error); everything else is the answer's own."""
 
-    def __init__(self, answer, shutdown: Shutdown) -> None:
+    def __init__(self, answer, watch: Callable[[Iterable], Iterator]) -> None:
         self._answer = answer
-        self._shutdown = shutdown
+        self._watch = watch
 
     def pieces(self):
-        return self._shutdown.watch(self._answer.pieces())
+        return self._watch(self._answer.pieces())
 
     def __getattr__(self, name: str):
         return getattr(self._answer, name)
@@ -131,8 +131,9 @@ def init_app(app: Flask) -> Shutdown:
     return shutdown
 
 
-def guard(app: Flask, answer) -> GuardedAnswer:
-    return GuardedAnswer(answer, app.extensions[EXTENSION])
+def guard(app: Flask, answer) -> WatchedAnswer:
+    """``answer``, ended with ``ServerStopping`` when the grace period ends."""
+    return WatchedAnswer(answer, app.extensions[EXTENSION].watch)
 
 
 def watch_worker(worker, grace_s: float) -> None:
