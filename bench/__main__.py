@@ -2,7 +2,7 @@
 
     python -m bench                 # every figure, full counts (a few minutes)
     python -m bench --quick         # smaller counts, for development
-    python -m bench --only a,c      # some figures
+    python -m bench --only a,c      # some figures: a b c c2 d e (web chat), a_api b_api c_api (official API)
     python -m bench --threads 1100  # THREADS for gunicorn (default: gunicorn.conf.py's)
     python -m bench --worker-class gthread --threads 1100  # the threaded worker, for comparison
     python -m bench --fake threaded # the threaded test fake instead of the asyncio one
@@ -82,7 +82,8 @@ def _interrupt(signum, frame) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="abcde", help="figures to run, e.g. 'a,c' (default: all)")
+    parser.add_argument("--only", default=",".join(figures.FIGURES),
+                        help=f"figures to run, e.g. 'a,c' or 'ac' (default: all: {','.join(figures.FIGURES)})")
     parser.add_argument("--quick", action="store_true", help="smaller counts, for development")
     parser.add_argument("--fake", choices=("asyncio", "threaded"), default="asyncio",
                         help="the fake upstream: bench/fake_async.py (default) or tests/fake_zai.py")
@@ -92,9 +93,12 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, help="WEB_CONCURRENCY for the proxy (default: its own default)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
     args = parser.parse_args(argv)
-    chosen = [f for f in args.only.replace(",", "") if f in figures.FIGURES]
-    if not chosen:
-        parser.error(f"--only: choose among {''.join(figures.FIGURES)}")
+    names = [n for n in args.only.replace(" ", ",").split(",") if n]
+    if len(names) == 1 and names[0] not in figures.FIGURES:
+        names = list(names[0])  # "ac": single-letter names run together
+    chosen = [n for n in figures.FIGURES if n in names]
+    if not chosen or set(names) - set(chosen):
+        parser.error(f"--only: choose among {', '.join(figures.FIGURES)}")
 
     # 1000 client connections here, as many upstream in the proxy: raise the open-files limit
     # (children inherit it).
@@ -139,6 +143,8 @@ def main(argv=None) -> int:
             print(f"logs kept in {workdir}", file=sys.stderr)
 
     print()
+    print(report.goals_table(results))
+    print()
     print(report.table(results))
     print()
     print("\n".join(_config_lines(config)))
@@ -153,7 +159,8 @@ def main(argv=None) -> int:
         "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "duration_s": round(time.time() - started, 1),
-        "configuration": config, "figures": results, "table": report.rows(results),
+        "configuration": config, "figures": results, "goals": report.goal_rows(results),
+        "table": report.rows(results),
         "warnings": report.harness_checks(results),
     }, indent=2, ensure_ascii=False) + "\n")
     print(f"\nresults: {args.out}")

@@ -79,6 +79,26 @@ class ProxyTarget:
         return (delta.get("content") or "") + (delta.get("reasoning_content") or ""), False, None
 
 
+class OfficialTarget:
+    """The fake's official API (``POST /api/paas/v4/chat/completions``), called directly
+    as zto calls it: a Bearer key, a stream, thinking stated; OpenAI-shaped chunks back."""
+
+    name = "direct"
+    PATH = "/api/paas/v4/chat/completions"
+
+    def __init__(self, host: str, port: int, api_key: str, model: str = "glm-4.6") -> None:
+        self.host, self.port, self.api_key, self.model = host, port, api_key, model
+
+    def request(self, prompt: str) -> bytes:
+        body = json.dumps({"model": self.model, "stream": True, "thinking": {"type": "disabled"},
+                           "messages": [{"role": "user", "content": prompt}]}).encode()
+        return _http_request("POST", self.PATH, self.host, self.port, body, {
+            "Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json",
+            "Accept": "text/event-stream"})
+
+    read_event = staticmethod(ProxyTarget.read_event)  # the same chunks, and [DONE]
+
+
 class ZaiTarget:
     """The fake Z.ai upstream, called directly with a correctly signed request."""
 

@@ -11,7 +11,12 @@ the same answers (``zai_scenarios``, chosen by ``scenario:<name>``). Of the
 clock (event *i* leaves at start + *i* × delay) so pacing does not drift. No failure
 injection, no request recording: counters only, at ``GET /_fake/stats``.
 
-    python -m bench.fake_async --port 0 --accept-token TOKEN [--latency 0.02]
+It also serves Z.ai's official API at ``POST /api/paas/v4/chat/completions`` (the
+protocol ``zto/official.py`` states): a Bearer key among ``--accept-key``, and the same
+scenarios' answer text as OpenAI-style chunks (``choices[0].delta.content``), the last
+with ``finish_reason`` and ``usage``, then ``data: [DONE]``, paced the same way.
+
+    python -m bench.fake_async --port 0 --accept-token TOKEN [--accept-key KEY] [--latency 0.02]
 
 prints its origin on the first stdout line and serves until SIGTERM/SIGINT.
 """
@@ -36,15 +41,19 @@ import zai_scenarios  # noqa: E402
 
 MAX_HEAD = 65536
 MAX_BODY = 16 * 1024 * 1024
+OFFICIAL_PATH = "/api/paas/v4/chat/completions"
+OFFICIAL_USAGE = {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}
 
 
 class AsyncFake:
-    def __init__(self, state: fake_zai.FakeZai, latency: float = 0.0) -> None:
+    def __init__(self, state: fake_zai.FakeZai, latency: float = 0.0, api_keys: tuple[str, ...] = ()) -> None:
         self.state = state  # configuration, guest users, landing page; its server is never started
         self.latency = latency
+        self.api_keys = frozenset(api_keys)
         self.counters = {"connections_opened": 0, "connections_open": 0, "completions": 0,
                          "streams_finished": 0, "streams_aborted": 0, "rejected": 0}
         self._blocks: dict[str, list[bytes]] = {}
+        self._official_blocks: dict[str, list[bytes]] = {}
 
     def stats(self) -> dict:
         return dict(self.counters, guest_tokens=len(self.state.guest_tokens))
@@ -95,6 +104,8 @@ class AsyncFake:
             self._auths(writer, headers)
         elif method == "POST" and path in ("/api/chat/completions", "/api/v2/chat/completions"):
             await self._completion(writer, headers, dict(parse_qsl(url.query, keep_blank_values=True)), body)
+        elif method == "POST" and path == OFFICIAL_PATH:
+            await self._official(writer, headers, body)
         else:
             self._send(writer, 404, {"detail": "Not Found"})
         await writer.drain()
@@ -150,14 +161,33 @@ class AsyncFake:
         delay = fake_zai._transport(prompt).get("delay", self.state.chunk_delay)
         await self._stream(writer, name, delay if isinstance(delay, float) else 0.0)
 
+    async def _official(self, writer, headers: dict, raw: bytes) -> None:
+        self.counters["completions"] += 1
+        if _bearer(headers) not in self.api_keys:
+            self.counters["rejected"] += 1
+            return self._send(writer, 401, {"error": {"code": "1000", "message": "Authentication failed."}})
+        try:
+            body = json.loads(raw)
+            prompt = fake_zai.last_user_text(body.get("messages")) or ""
+        except (ValueError, AttributeError):
+            return self._send(writer, 400, {"error": {"code": "1214", "message": "The body is not JSON."}})
+        name, _ = zai_scenarios.scenario_for_prompt(prompt)
+        delay = fake_zai._transport(prompt).get("delay", self.state.chunk_delay)
+        blocks = self._official_blocks.get(name)
+        if blocks is None:
+            blocks = self._official_blocks[name] = _chunked(official_events(name))
+        await self._write_stream(writer, blocks, delay if isinstance(delay, float) else 0.0)
+
     async def _stream(self, writer: asyncio.StreamWriter, scenario: str, delay: float) -> None:
         """The scenario's events as chunked SSE, event *i* at start + *i* × delay."""
         blocks = self._blocks.get(scenario)
         if blocks is None:
-            blocks = self._blocks[scenario] = [
-                b"%x\r\n%s\r\n" % (len(data), data)
-                for data in (b"data: " + json.dumps(e, ensure_ascii=False).encode() + b"\n\n"
-                             for e in zai_scenarios.SCENARIOS[scenario].events)]
+            blocks = self._blocks[scenario] = _chunked(
+                b"data: " + json.dumps(e, ensure_ascii=False).encode() + b"\n\n"
+                for e in zai_scenarios.SCENARIOS[scenario].events)
+        await self._write_stream(writer, blocks, delay)
+
+    async def _write_stream(self, writer: asyncio.StreamWriter, blocks: list[bytes], delay: float) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nServer: FakeZaiAsync/1.0\r\n"
                      b"Content-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
@@ -178,6 +208,25 @@ class AsyncFake:
         self.counters["streams_finished"] += 1
 
 
+def official_events(scenario: str) -> list[bytes]:
+    """A scenario's answer text as the official API streams it: one chunk per piece of
+    answer text, then a last chunk with the finish reason and usage and ``[DONE]``."""
+    head = {"id": "bench-" + scenario, "created": 1700000000, "model": "glm-4.6"}
+    pieces = [e["data"]["delta_content"] for e in zai_scenarios.SCENARIOS[scenario].events
+              if e["data"].get("phase") == "answer" and e["data"].get("delta_content")]
+    events = [{**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece}}]}
+              for piece in pieces]
+    events.append({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                        "finish_reason": "stop"}], "usage": OFFICIAL_USAGE})
+    blocks = [b"data: " + json.dumps(e, ensure_ascii=False).encode() + b"\n\n" for e in events]
+    blocks[-1] += b"data: [DONE]\n\n"  # with the last chunk: as many blocks as the web chat's events, same pacing
+    return blocks
+
+
+def _chunked(datas) -> list[bytes]:
+    return [b"%x\r\n%s\r\n" % (len(data), data) for data in datas]
+
+
 def _bearer(headers: dict) -> str | None:
     scheme, _, token = headers.get("authorization", "").partition(" ")
     return (token.strip() or None) if scheme.lower() == "bearer" else None
@@ -186,7 +235,7 @@ def _bearer(headers: dict) -> str | None:
 async def serve(args) -> None:
     state = fake_zai.FakeZai(scheme=args.scheme, secret=args.secret, accepted_tokens=args.accept_token,
                              landing_version=args.landing_version, min_fe_version=args.min_fe_version)
-    fake = AsyncFake(state, latency=args.latency)
+    fake = AsyncFake(state, latency=args.latency, api_keys=tuple(args.accept_key))
     server = await asyncio.start_server(fake.handle, "127.0.0.1", args.port, backlog=4096, limit=MAX_HEAD)
     port = server.sockets[0].getsockname()[1]
     print(f"http://127.0.0.1:{port}", flush=True)
@@ -206,6 +255,7 @@ def main(argv=None) -> None:
     parser.add_argument("--landing-version", default="prod-fe-1.0.94")
     parser.add_argument("--min-fe-version", default="prod-fe-1.0.94")
     parser.add_argument("--accept-token", action="append", default=[])
+    parser.add_argument("--accept-key", action="append", default=[], help="an official-API key it accepts")
     parser.add_argument("--latency", type=float, default=0.0,
                         help="seconds before the headers of every answer (a simulated round trip)")
     args = parser.parse_args(argv)

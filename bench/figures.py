@@ -1,5 +1,7 @@
-"""The five figures of issue 4, each measured on the proxy and on the fake called
-directly, in the same run.
+"""The figures of issues 4 and 10, each measured on the proxy and on the fake called
+directly, in the same run: (a) to (e) on the web-chat path, (c) again with two worker
+processes (``c2``), and (a) to (c) on the official-API path (``a_api``, ``b_api``,
+``c_api``: the proxy with ``ZAI_API_KEY``/``UPSTREAMS=api``, the fake's official endpoint).
 
 Each figure starts its own fake upstream and its own proxy (``Bench.stack``), so a
 figure's numbers do not depend on which figures ran before it, and stops them after.
@@ -27,9 +29,10 @@ import fake_zai
 import zai_scenarios
 
 from . import procs
-from .client import LoopLag, ProxyTarget, Session, StreamResult, ZaiTarget, make_jwt
+from .client import LoopLag, OfficialTarget, ProxyTarget, Session, StreamResult, ZaiTarget, make_jwt
 
 API_KEY = "sk-bench-key"
+OFFICIAL_KEY = "0f3c9a1b2d4e5f60718293a4b5c6d7e8.BenchBenchBench0"  # the shape of a console key
 STATIC_TOKEN = make_jwt("bench-user")
 SECRET = fake_zai.DEFAULT_SECRET
 FE_VERSION = "prod-fe-1.0.94"
@@ -160,9 +163,20 @@ def fake_stats(fake: procs.Proc) -> dict:
 class Stack:
     fake: procs.Proc
     proxy: procs.Proc
+    api: bool = False  # the proxy answers from the fake's official API, not its web chat
 
     def zai(self) -> ZaiTarget:
         return ZaiTarget(*self.fake.host_port, secret=SECRET, fe_version=FE_VERSION)
+
+    def direct_request(self, prompt: str) -> bytes:
+        """A request for ``prompt`` to the fake, on the path the proxy uses."""
+        if self.api:
+            return OfficialTarget(*self.fake.host_port, api_key=OFFICIAL_KEY).request(prompt)
+        return self.zai().request(prompt, STATIC_TOKEN)
+
+    @property
+    def direct_read_event(self):
+        return OfficialTarget.read_event if self.api else ZaiTarget.read_event
 
     def openai(self) -> ProxyTarget:
         return ProxyTarget(*self.proxy.host_port, api_key=API_KEY)
@@ -181,22 +195,31 @@ class Bench:
     fake_kind: str = "asyncio"
     proxy_env: dict = field(default_factory=dict)  # extra settings (THREADS, WEB_CONCURRENCY...)
 
-    def proxy_environment(self, *, anonymous: bool, upstream: str) -> dict[str, str]:
+    def proxy_environment(self, *, anonymous: bool, upstream: str, api: bool = False,
+                          workers: int | None = None) -> dict[str, str]:
         env = {"UPSTREAM_URL": upstream + "/api/chat/completions", "DEBUG_MODE": "false", "DEFAULT_KEY": API_KEY}
         if not anonymous:
             env["ZAI_TOKEN"] = STATIC_TOKEN
+        if api:
+            env.update(ZAI_API_KEY=OFFICIAL_KEY, ZAI_API_BASE=upstream + "/api/paas/v4", UPSTREAMS="api")
         env.update(self.proxy_env)
+        if workers:
+            env["WEB_CONCURRENCY"] = str(workers)
         return env
 
     @contextlib.contextmanager
-    def stack(self, *, anonymous: bool = False, latency: float = 0.0) -> Iterator[Stack]:
+    def stack(self, *, anonymous: bool = False, latency: float = 0.0, api: bool = False,
+              workers: int | None = None) -> Iterator[Stack]:
         """A fresh fake and a fresh proxy in front of it; both stopped afterwards."""
+        if api and self.fake_kind != "asyncio":
+            raise RuntimeError("the official-API figures need the asyncio fake (--fake asyncio)")
         fake = procs.start_fake(self.fake_kind, self.workdir, accept_tokens=() if anonymous else (STATIC_TOKEN,),
-                                latency=latency)
+                                accept_keys=(OFFICIAL_KEY,) if api else (), latency=latency)
         proxy = None
         try:
-            proxy = procs.start_proxy(self.workdir, self.proxy_environment(anonymous=anonymous, upstream=fake.origin))
-            yield Stack(fake, proxy)
+            proxy = procs.start_proxy(self.workdir, self.proxy_environment(
+                anonymous=anonymous, upstream=fake.origin, api=api, workers=workers))
+            yield Stack(fake, proxy, api)
         finally:
             if proxy is not None:
                 proxy.stop()
@@ -254,13 +277,13 @@ async def _sequential(stack: Stack, host_port: tuple[str, int], make_request: Ca
             "connections_opened": session.connections_opened, **watch.report()}
 
 
-def figure_a(bench: Bench) -> dict:
+def figure_a(bench: Bench, api: bool = False) -> dict:
     """(a) time to first content token, sequential keep-alive requests."""
     c = bench.counts
-    with bench.stack() as stack:
-        zai, openai = stack.zai(), stack.openai()
-        direct = run_load(_sequential(stack, stack.fake.host_port, lambda: zai.request(PLAIN, STATIC_TOKEN),
-                                         zai.read_event, requests=c.a_requests, warmup=c.a_warmup))
+    with bench.stack(api=api) as stack:
+        openai = stack.openai()
+        direct = run_load(_sequential(stack, stack.fake.host_port, lambda: stack.direct_request(PLAIN),
+                                         stack.direct_read_event, requests=c.a_requests, warmup=c.a_warmup))
         proxy = run_load(_sequential(stack, stack.proxy.host_port, lambda: openai.request(PLAIN),
                                         openai.read_event, requests=c.a_requests, warmup=c.a_warmup))
     return {"direct": direct, "proxy": proxy}
@@ -322,15 +345,15 @@ async def _cpu_per_chunk(stack: Stack, host_port, make_request, read_event, *, m
             **watch.report()}
 
 
-def figure_b(bench: Bench) -> dict:
+def figure_b(bench: Bench, api: bool = False) -> dict:
     """(b) CPU time per forwarded chunk at 32 concurrent fast streams: the proxy's own
     (master + workers); for the direct run, the fake's own, as a reference."""
     c = bench.counts
-    with bench.stack() as stack:
-        zai, openai = stack.zai(), stack.openai()
+    with bench.stack(api=api) as stack:
+        openai = stack.openai()
         fake_pids = lambda: procs.tree(stack.fake.pid)  # noqa: E731
-        direct = run_load(_cpu_per_chunk(stack, stack.fake.host_port, lambda: zai.request(LONG, STATIC_TOKEN),
-                                            zai.read_event, measured_pids=fake_pids,
+        direct = run_load(_cpu_per_chunk(stack, stack.fake.host_port, lambda: stack.direct_request(LONG),
+                                            stack.direct_read_event, measured_pids=fake_pids,
                                             concurrency=c.b_concurrency, total=c.b_streams))
         proxy = run_load(_cpu_per_chunk(stack, stack.proxy.host_port, lambda: openai.request(LONG),
                                            openai.read_event, measured_pids=stack.proxy_pids,
@@ -393,15 +416,16 @@ async def _capacity(stack: Stack, host_port, make_request, read_event, expected_
             "wall_s": _r(watch.wall_s), **watch.report()}
 
 
-def figure_c(bench: Bench) -> dict:
+def figure_c(bench: Bench, api: bool = False, workers: int | None = None) -> dict:
     """(c) capacity: 1000 connections x 2 streams of 50 chunks 100 ms apart."""
     c = bench.counts
     prompt = f"scenario:long50 transport:delay={c.c_delay_s} Write slowly."
     text = zai_scenarios.SCENARIOS["long50"].content
-    with bench.stack() as stack:
-        zai, openai = stack.zai(), stack.openai()
-        direct = run_load(_capacity(stack, stack.fake.host_port, lambda: zai.request(prompt, STATIC_TOKEN), zai.read_event,
-                                       text, measured_pids=lambda: procs.tree(stack.fake.pid), counts=c))
+    with bench.stack(api=api, workers=workers) as stack:
+        openai = stack.openai()
+        direct = run_load(_capacity(stack, stack.fake.host_port, lambda: stack.direct_request(prompt),
+                                       stack.direct_read_event, text,
+                                       measured_pids=lambda: procs.tree(stack.fake.pid), counts=c))
         time.sleep(1)
         proxy = run_load(_capacity(stack, stack.proxy.host_port, lambda: openai.request(prompt), openai.read_event,
                                       text, measured_pids=stack.proxy_pids, counts=c))
@@ -464,4 +488,25 @@ def figure_e(bench: Bench) -> dict:
             "direct": direct, "proxy": proxy, "fake_stats": stats}
 
 
-FIGURES = {"a": figure_a, "b": figure_b, "c": figure_c, "d": figure_d, "e": figure_e}
+def figure_c2(bench: Bench) -> dict:
+    """(c) with WEB_CONCURRENCY=2: the same load on two worker processes."""
+    return {**figure_c(bench, workers=2), "workers": 2}
+
+
+def figure_a_api(bench: Bench) -> dict:
+    """(a) on the official-API path: time to first content token, sequential."""
+    return figure_a(bench, api=True)
+
+
+def figure_b_api(bench: Bench) -> dict:
+    """(b) on the official-API path: CPU time per forwarded chunk, 32 fast streams."""
+    return figure_b(bench, api=True)
+
+
+def figure_c_api(bench: Bench) -> dict:
+    """(c) on the official-API path: 1000 connections x 2 slow streams."""
+    return figure_c(bench, api=True)
+
+
+FIGURES = {"a": figure_a, "b": figure_b, "c": figure_c, "c2": figure_c2, "d": figure_d, "e": figure_e,
+           "a_api": figure_a_api, "b_api": figure_b_api, "c_api": figure_c_api}

@@ -94,8 +94,8 @@ def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
-def start_fake(kind: str, workdir: Path, *, accept_tokens: tuple[str, ...] = (), latency: float = 0.0,
-               timeout: float = 15.0) -> Proc:
+def start_fake(kind: str, workdir: Path, *, accept_tokens: tuple[str, ...] = (), accept_keys: tuple[str, ...] = (),
+               latency: float = 0.0, timeout: float = 15.0) -> Proc:
     """Start a fake Z.ai upstream (``asyncio`` or ``threaded``); wait for its origin line."""
     if kind == "asyncio":
         command = [sys.executable, "-m", "bench.fake_async"]
@@ -104,6 +104,8 @@ def start_fake(kind: str, workdir: Path, *, accept_tokens: tuple[str, ...] = (),
     command += ["--port", "0"]
     for token in accept_tokens:
         command += ["--accept-token", token]
+    for key in accept_keys:  # the official API: the asyncio fake only
+        command += ["--accept-key", key]
     if latency:
         command += ["--latency", str(latency)]
     log_path = workdir / f"fake-{kind}-{time.monotonic_ns()}.log"
