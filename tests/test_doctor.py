@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pytest
 
 from conftest import API_KEY, PROXY_VARIABLES, ROOT, free_port
-from fake_official import DEFAULT_KEYS
+from fake_official import DEFAULT_KEYS, FakeOfficial
 from fake_zai import FakeZai
 from zto import doctor
 from zto.settings import setting_docs
@@ -429,6 +429,26 @@ def test_each_token_gets_a_completion_until_one_answers(fake, make_settings):
     assert run.code == 0
 
 
+def test_every_token_is_asked_even_after_one_answered(fake, make_settings):
+    accepted = jwt({"id": TOKEN_USER})
+    refused = jwt({"id": "someone-else"})
+    fake.accepted_tokens = (accepted,)
+    run = check(make_settings(zai_tokens=(accepted, refused)), fake)
+    run.ok("ZAI_TOKEN #1)")
+    assert "token refused (401)" in run.failed("ZAI_TOKEN #2)")
+    assert run.code == 0
+
+
+def test_a_refusal_every_token_gets_is_asked_once(fake, make_settings):
+    tokens = (jwt({"id": TOKEN_USER}), jwt({"id": TOKEN_USER + "-2"}))
+    fake.accepted_tokens = tokens
+    fake.captcha_required = True
+    run = check(make_settings(zai_tokens=tokens), fake)
+    assert "captcha" in run.failed("ZAI_TOKEN #1)")
+    assert "ZAI_TOKEN #2)" not in run.text
+    assert len(fake.requests) == 1
+
+
 @pytest.mark.parametrize(("arrange", "outcome", "setting"), [
     (lambda fake, s: setattr(fake, "captcha_required", True), "captcha", "ZAI_API_KEY"),
     (lambda fake, s: fake.fail_next("captcha_http"), "captcha", "UPSTREAMS=web,api"),
@@ -503,6 +523,14 @@ def test_each_key_is_checked_and_one_working_key_is_enough(official, api_setting
     run.failed("ZAI_API_KEY #1")
     run.ok("ZAI_API_KEY #2")
     assert [r.key for r in official.requests] == list(DEFAULT_KEYS)
+    assert run.code == 0
+
+
+def test_running_out_of_time_after_a_key_answered_is_no_failure(make_settings):
+    with FakeOfficial(chunk_delay=1.2) as slow:  # the first key's answer outlasts the budget
+        run = check(make_settings(zai_api_keys=DEFAULT_KEYS, api_base=slow.base_url), budget_s=2.0)
+    run.ok("official API ZAI_API_KEY #1")
+    assert run.line("ZAI_API_KEY #2 and later").startswith("! ")
     assert run.code == 0
 
 

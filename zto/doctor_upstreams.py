@@ -3,10 +3,10 @@ a real question through the service's own upstream client.
 
 Web chat: the landing page and the front-end version it names (the one the service
 would send); the guest token, or each ``ZAI_TOKEN`` with its expiry read from the JWT
-(never verified); then a one-word completion with each token, through ``WebChat``
-built for exactly that token and version, so that no second token or second look at
-the page hides what Z.ai said. A refusal every token gets alike (captcha, 426,
-signature, firewall) ends the web steps.
+(never verified); then a one-word completion with each usable token, through
+``WebChat`` built for exactly that token and version, so that no second token or
+second look at the page hides what Z.ai said. A refusal every token gets alike
+(captcha, 426, signature, firewall) ends the web steps.
 
 Official API: each key of ``ZAI_API_KEY`` alone, through ``OfficialUpstream``, with a
 one-token completion on the default model (``API_MODEL_MAP``'s id for
@@ -19,7 +19,9 @@ Each check takes the running ``Doctor`` (its ``settings``, ``report``, ``budget`
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from .doctor_report import OutOfTime, date, read_until, shown, span
@@ -80,15 +82,28 @@ def check_web(doctor) -> bool:
     session = build_session(doctor.settings)
     try:
         version = _landing_page(doctor, session)
-        for label, token in _web_tokens(doctor, session):
-            outcome = _web_completion(doctor, session, version, label, token)
-            if outcome == "answered":
-                return True
-            if outcome in SAME_FOR_EVERY_TOKEN:
-                break
-        return False
+        return _ask_each(doctor, [(label, partial(_web_completion, doctor, session, version, label, token))
+                                  for label, token in _web_tokens(doctor, session)], stop_after=SAME_FOR_EVERY_TOKEN)
     finally:
         session.close()
+
+
+def _ask_each(doctor, questions: list[tuple[str, Callable[[], str]]], stop_after: tuple[str, ...] = ()) -> bool:
+    """Ask each (label, ask) in turn, even after one answered: the report is for each
+    token or key. True if one answered; running out of time after that is no failure."""
+    answered = False
+    for label, ask in questions:
+        try:
+            outcome = ask()
+        except OutOfTime:
+            if not answered:
+                raise
+            doctor.report.step("warn", f"{label} and later", "not asked: out of time")
+            break
+        answered = answered or outcome == "answered"
+        if outcome in stop_after:
+            break
+    return answered
 
 
 def _landing_page(doctor, session: requests.Session) -> str:
@@ -187,23 +202,17 @@ def check_api(doctor) -> bool:
         return False
     model_id = api_model(s.model_name, s.api_model_map, s.model_name)
     session = build_session(s)
-    answered = False
     try:
-        for number, key in enumerate(s.zai_api_keys, 1):  # every key, even after one works
-            try:
-                answered = _api_completion(doctor, session, number, key, model_id) or answered
-            except OutOfTime:
-                if not answered:
-                    raise
-                doctor.report.step("warn", f"ZAI_API_KEY #{number} and later", "not checked: out of time")
-                break
+        return _ask_each(doctor, [(f"ZAI_API_KEY #{number}", partial(_api_completion, doctor, session, number, key,
+                                                                      model_id))
+                                  for number, key in enumerate(s.zai_api_keys, 1)])
     finally:
         session.close()
-    return answered
 
 
-def _api_completion(doctor, session: requests.Session, number: int, key: str, model_id: str) -> bool:
-    """A one-token completion on the default model with ``key`` alone."""
+def _api_completion(doctor, session: requests.Session, number: int, key: str, model_id: str) -> str:
+    """A one-token completion on the default model with ``key`` alone: ``answered``, or
+    the refusal's error code."""
     from .metrics import NO_METRICS
     from .official import OfficialUpstream
 
@@ -219,8 +228,10 @@ def _api_completion(doctor, session: requests.Session, number: int, key: str, mo
             answer.close()
     except UpstreamError as exc:
         outcome, fix = api_outcome(exc.code, model_id, doctor.settings.model_name)
-        return doctor.report.step("fail", what, f"{outcome}: {exc.message}", fix)
-    return doctor.report.step("ok", what, f"works: answered {shown(text)}")
+        doctor.report.step("fail", what, f"{outcome}: {exc.message}", fix)
+        return exc.code or "failed"
+    doctor.report.step("ok", what, f"works: answered {shown(text)}")
+    return "answered"
 
 
 def api_outcome(code: str | None, model_id: str, model_name: str) -> tuple[str, str]:
