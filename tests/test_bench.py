@@ -53,7 +53,7 @@ def test_a_figure_runs_on_both_paths(tmp_path, api):
 
 
 def test_the_goals_table_names_each_target_and_the_go_reference():
-    c = {"ideal_s": 5.0, "direct": {"failures": 0, "total_p99_s": 5.0, "peak_rss_mb": 40.0},
+    c = {"ideal_s": 5.0, "direct": {"failures": 0, "total_p99_s": 5.0, "peak_rss_mb": 40.0, "streams": 2000},
          "proxy": {"failures": 0, "total_p99_s": 5.08, "peak_rss_mb": 131.0}}
     results = {"a": {"direct": {"ttft_p50_ms": 0.2}, "proxy": {"ttft_p50_ms": 0.7}},
                "b_api": {"direct": {"cpu_us_per_chunk": 2.0}, "proxy": {"cpu_us_per_chunk": 11.0}},
