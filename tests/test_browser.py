@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -111,6 +112,10 @@ def screenshot(driver, name: str, phone: bool = False) -> Path:
     return path
 
 
+def recent_requests(server) -> list[dict]:
+    return requests.get(server.url + "/dashboard/requests", timeout=10).json()
+
+
 def chat(live, prompt: str = "hi", headers: dict | None = None, **body) -> requests.Response:
     body.setdefault("messages", [{"role": "user", "content": prompt}])
     response = requests.post(live.base_url + "/chat/completions", json=body, headers=headers or AUTH, timeout=30)
@@ -154,6 +159,7 @@ def test_dashboard_shows_the_traffic_and_updates_itself(live, browser):
     hostile = requests.get(live.base_url + "/models", headers={"User-Agent": HOSTILE_AGENT}, timeout=10)
     assert hostile.status_code == 200
 
+    assert wait_for(lambda: not any(r["in_progress"] for r in recent_requests(live)))  # all recorded
     browser.get(live.url + "/dashboard")
     assert browser.title == "zto · dashboard"
     updates = wait_for_refresh(browser)
@@ -168,7 +174,7 @@ def test_dashboard_shows_the_traffic_and_updates_itself(live, browser):
     assert shown["success-rate"] == f"{rate:.1f}%" or shown["success-rate"] == f"{rate:.0f}%"
     assert shown["average-response"].endswith(("ms", "s")) and shown["p95-response"].endswith(("ms", "s"))
 
-    # the table: newest first, 20 to a page, client data as text
+    # the table: newest first by arrival, 20 to a page, client data as text
     rows = browser.find_elements(By.CSS_SELECTOR, "#requests-body tr")
     assert len(rows) == 20
     first = rows[0].find_elements(By.TAG_NAME, "td")
@@ -176,12 +182,10 @@ def test_dashboard_shows_the_traffic_and_updates_itself(live, browser):
     assert browser.find_elements(By.CSS_SELECTOR, "#requests-body img") == []
     assert browser.title != "pwned" and browser.execute_script("return window.pwned") is None
     statuses = [row.find_elements(By.TAG_NAME, "td")[5].text for row in rows[:4]]
-    assert statuses[0] == "200" and statuses[1] == "502"
+    assert statuses == ["200", "502", "401", "200"]  # newest first by arrival
     errors = {row.find_elements(By.TAG_NAME, "td")[5].text: row.find_elements(By.TAG_NAME, "td")[6].text
               for row in rows[:4]}
     assert errors["502"] == "upstream_error" and errors["401"] == "invalid_api_key" and errors["200"] == "–"
-    # A stream is recorded when gunicorn closes it, which may come after the next request.
-    assert sorted(statuses[2:4]) == ["200", "401"]
     models = [row.find_elements(By.TAG_NAME, "td")[3].text for row in rows[:6]]
     assert models.index("GLM-4.6") < models.index("GLM-4.5")
     # which upstream answered: none for /v1/models, the web chat for the answers
@@ -192,6 +196,7 @@ def test_dashboard_shows_the_traffic_and_updates_itself(live, browser):
 
     # the chart: one bar per recent request, failures marked
     assert len(browser.find_elements(By.CSS_SELECTOR, "#chart rect.bar")) == len(recent)
+    assert text(browser, "last-request") == "last at " + first[0].text  # the newest row's time
     assert len(browser.find_elements(By.CSS_SELECTOR, "#chart rect.bar.fail")) == sum(not r["ok"] for r in recent)
 
     screenshot(browser, "dashboard-desktop")
@@ -292,12 +297,11 @@ def test_the_page_takes_success_from_the_server(live, browser):
     wait_for_refresh(browser)
     badges = [(b.text, "fail" in b.get_attribute("class"))
               for b in browser.find_elements(By.CSS_SELECTOR, "#requests-body .badge")]
-    assert [failed for _, failed in badges] == [not r["ok"] for r in recent()]
+    assert [failed for _, failed in badges] == [r["ok"] is False for r in recent()]
     assert any(text == "200" and failed for text, failed in badges)
     errors = [row.find_elements(By.TAG_NAME, "td")[6].text
               for row in browser.find_elements(By.CSS_SELECTOR, "#requests-body tr")]
     assert [error != "–" for error in errors] == [r["error"] is not None for r in recent()]
-
 
 
 def test_two_instances_show_one_dashboard_until_redis_is_gone(start_server, shared_fake, redis_server, browser):
@@ -346,3 +350,147 @@ def test_the_dashboard_names_official_api_keys_set_aside(start_server, official,
     notice = browser.find_element(By.ID, "keys-aside").text
     assert f"{key[:6]}…({len(key)} chars) (insufficient_quota, back in" in notice and key not in notice
     screenshot(browser, "dashboard-keys-set-aside-desktop")
+
+
+# ---- the chart's axis ----------------------------------------------------------------------
+
+def chart_state(driver) -> dict:
+    return driver.execute_script("""
+        const chart = document.getElementById('chart');
+        const box = chart.getBoundingClientRect();
+        return {scale: chart.dataset.scale, top: Number(chart.dataset.topMs),
+                labels: [...chart.querySelectorAll('text.axis')].map(t => t.textContent)
+                         .filter(t => /[0-9]/.test(t)),
+                bars: [...chart.querySelectorAll('rect.bar')].map(b => [Number(b.dataset.ms),
+                        b.getBoundingClientRect().height, b.classList.contains('ok')]),
+                height: box.height};""")
+
+
+def test_the_chart_axis_fits_and_fast_requests_stay_visible(live, browser):
+    streams = [threading.Thread(target=chat, args=(live, "scenario:long transport:delay=0.01"), kwargs={"stream": True})
+               for _ in range(3)]
+    for thread in streams:
+        thread.start()
+    for _ in range(6):
+        assert chat(live).status_code == 200
+        assert requests.get(live.base_url + "/models", timeout=10).status_code == 200
+    for thread in streams:
+        thread.join(60)
+    assert wait_for(lambda: not any(r["in_progress"] for r in recent_requests(live)))
+    browser.get(live.url + "/dashboard")
+    wait_for_refresh(browser)
+    finished = [r for r in recent_requests(live) if not r["in_progress"]]
+    slowest = max(r["duration_ms"] for r in finished)
+    assert slowest > 1000  # the streams
+    state = chart_state(browser)
+    assert state["scale"] == "log"  # 1 ms answers beside 1 s streams
+    assert slowest <= state["top"] < 1.5 * slowest, state  # the axis ends just above the slowest bar
+    decimals = {label.split()[0].partition(".")[2].__len__() for label in state["labels"] if label != "0"}
+    assert len(decimals) == 1, state["labels"]  # one precision for every label
+    # A bar's height grows with its duration, and ten times slower is clearly taller.
+    bars = sorted((ms, height) for ms, height, ok in state["bars"] if ok)
+    heights = [height for _, height in bars]
+    assert heights == sorted(heights)
+    for fast, low in bars:
+        for slow, high in bars:
+            if fast >= 1 and slow >= 10 * fast:
+                assert high - low >= 20, (fast, low, slow, high)
+    screenshot(browser, "dashboard-chart-log-desktop")
+
+
+def first_row(driver) -> tuple[list[str], str]:
+    """The cells of the table's first row and the "last at" line, read at one moment."""
+    return driver.execute_script(
+        "const row = document.querySelector('#requests-body tr');"
+        "return [row ? [...row.cells].map(c => c.textContent) : [],"
+        " document.getElementById('last-request').textContent];")
+
+
+def test_a_stream_in_progress_is_listed_before_it_ends(live, browser):
+    stream = threading.Thread(target=chat, args=(live, "scenario:long transport:delay=0.03"), kwargs={"stream": True})
+    stream.start()
+    assert wait_for(lambda: any(r["in_progress"] for r in recent_requests(live)))
+    browser.get(live.url + "/dashboard")
+    wait_for_refresh(browser)
+    cells, last = first_row(browser)
+    assert cells[5] == "streaming" and "so far" in cells[7], cells
+    assert last == "last at " + cells[0]
+    screenshot(browser, "dashboard-stream-in-progress-desktop")
+    stream.join(60)
+    wait(browser, lambda d: first_row(d)[0][5] == "200", timeout=15, message="the finished stream is not shown as finished")
+    done, last = first_row(browser)
+    assert done[0] == cells[0] and "so far" not in done[7] and last == "last at " + cells[0]  # the same row and time
+
+
+def test_an_unreachable_server_is_said_in_words(live, browser):
+    browser.get(live.url + "/dashboard")
+    wait_for_refresh(browser)
+    offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", offline)
+    try:
+        browser.execute_script("document.dispatchEvent(new Event('visibilitychange'))")  # refresh now
+        wait(browser, lambda d: "cannot be reached" in text(d, "status"), message="no message for a lost server")
+        status = text(browser, "status")
+        assert "Failed to fetch" not in status and status.startswith("Not updated since ")
+        assert "Trying again" in status
+        screenshot(browser, "dashboard-offline-phone", phone=True)
+    finally:
+        browser.execute_cdp_cmd("Network.emulateNetworkConditions", {**offline, "offline": False})
+        browser.execute_cdp_cmd("Network.disable", {})
+    browser.execute_script("document.dispatchEvent(new Event('visibilitychange'))")
+    wait(browser, lambda d: text(d, "status").startswith("Updated"), message="no recovery once back online")
+
+
+# ---- the API guide on a phone, and its contents -------------------------------------------
+
+TABLE_GEOMETRY = """
+    return [...document.querySelectorAll('.docs-body table')].map(table => {
+      const card = table.closest('section'), style = getComputedStyle(card), box = card.getBoundingClientRect();
+      return {
+        section: card.id, left: table.getBoundingClientRect().left, right: table.getBoundingClientRect().right,
+        cardLeft: box.left + parseFloat(style.paddingLeft), cardRight: box.right - parseFloat(style.paddingRight),
+        sentences: [...table.querySelectorAll('td')].filter(td => td.textContent.trim().length > 40)
+                     .map(td => td.getBoundingClientRect().width),
+        labels: [...table.querySelectorAll('tbody td:not(:first-child)')]
+                  .map(td => getComputedStyle(td, '::before').content),
+      };
+    })"""
+
+
+@pytest.mark.parametrize("width", [390, 700])
+def test_docs_tables_fit_a_phone(live, browser, width):
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**PHONE, "width": width})
+    try:
+        browser.get(live.url + "/docs")
+        wait(browser, lambda d: d.execute_script("return document.readyState") == "complete")
+        time.sleep(0.2)
+        tables = browser.execute_script(TABLE_GEOMETRY)
+        assert len(tables) >= 4
+        for table in tables:
+            assert table["left"] >= table["cardLeft"] - 1 and table["right"] <= table["cardRight"] + 1, table
+            assert all(cell >= 150 for cell in table["sentences"]), table  # never a word per line
+            if width < 640:  # one block per row: each cell says which column it is
+                assert all(label.startswith('"') and label.endswith(': "') for label in table["labels"]), table
+        if width < 640:
+            assert any('"Meaning: "' in table["labels"] for table in tables)
+            browser.execute_script("document.getElementById('request').scrollIntoView()")
+            screenshot(browser, "docs-request-fields-phone", phone=True)
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_the_docs_contents_show_the_current_section(live, browser):
+    browser.get(live.url + "/docs")
+
+    def current(d):
+        return d.execute_script("return [...document.querySelectorAll('.toc a[aria-current]')]"
+                                ".map(a => a.getAttribute('href'))")
+
+    wait(browser, lambda d: current(d) == ["#start"], message="the first section is not marked at the top")
+    for section in ("models", "reasoning", "errors"):
+        browser.execute_script(f"document.getElementById('{section}').scrollIntoView()")
+        wait(browser, lambda d, s=section: current(d) == ["#" + s], message=f"{section} is not marked")
+    assert browser.find_element(By.CSS_SELECTOR, ".toc a[aria-current]").value_of_css_property("font-weight") in (
+        "600", "bold", "700")
+    screenshot(browser, "docs-contents-desktop")

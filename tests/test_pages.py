@@ -70,6 +70,24 @@ def test_the_pages_do_not_count_themselves(client):
     assert client.get("/dashboard/requests").get_json() == []
 
 
+def test_a_browser_at_the_root_lands_on_the_guide(client):
+    response = client.get("/", headers={"Accept": "text/html"})
+    assert response.status_code == 302 and response.headers["Location"] == "/docs"
+    assert client.get("/", follow_redirects=True).mimetype == "text/html"
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml" and b"<svg" in icon.data
+    # the API keeps its JSON 404 for what it does not know
+    unknown = client.get("/v1/nowhere")
+    assert unknown.status_code == 404 and unknown.get_json()["error"]["code"] == "not_found"
+
+
+def test_the_root_and_the_favicon_are_not_traffic(client):
+    for path in ("/", "/favicon.ico", "/", "/favicon.ico"):
+        client.get(path)
+    assert client.get("/dashboard/stats").get_json()["total_requests"] == 0
+    assert not any(name.endswith(("path=/,status=302}", "favicon.ico,status=200}")) for name in samples(client))
+
+
 def test_the_page_is_self_contained(client):
     response = client.get("/dashboard")
     html = response.get_data(as_text=True)

@@ -15,7 +15,7 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, api_keys, client_io, dashboard, guide, health, messages, metrics_page, page_auth, shutdown, tracking
+from . import api, api_keys, client_io, dashboard, guide, health, home, messages, metrics_page, page_auth, shutdown, tracking
 from .context import Resources
 from .error_handlers import register_error_handlers
 from .http import build_session
@@ -37,8 +37,9 @@ def configure_logging(debug: bool) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
-# The pages are not traffic: the dashboard must not count its own polling, nor Docker's health checks.
-UNTRACKED_BLUEPRINTS = frozenset({dashboard.bp.name, guide.bp.name, metrics_page.bp.name, health.bp.name})
+# The pages are not traffic: the dashboard must not count its own polling, nor Docker's health
+# checks, nor a browser's first look at / and its favicon.
+UNTRACKED_BLUEPRINTS = frozenset({dashboard.bp.name, guide.bp.name, metrics_page.bp.name, health.bp.name, home.bp.name})
 
 
 def build_upstreams(settings: Settings, session, metrics: Metrics) -> Upstreams:
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(messages.bp)
     app.register_blueprint(guide.bp)
+    app.register_blueprint(home.bp)
     app.register_blueprint(health.bp)
     if settings.dashboard_enabled:
         app.register_blueprint(dashboard.bp)

@@ -6,9 +6,12 @@
   from one snapshot of one store, so its cards, chart and table always agree. With
   several workers and no Redis each worker answers with its own share: the page names
   the worker (``pid``) and says the view is partial (``shared`` false, ``workers`` > 1).
+  ``recent`` is newest first by the time each request arrived (the time the page
+  shows), with this worker's requests still in progress among them (``in_progress``,
+  no status yet); ``last_request_at`` is the newest of those times.
 - ``GET /dashboard/stats``: the totals of a snapshot (field names are a contract with
   the page and the tests), plus ``workers``, ``pid`` and ``shared``.
-- ``GET /dashboard/requests``: the last requests, newest first.
+- ``GET /dashboard/requests``: the ``recent`` of a snapshot.
 - ``GET|POST /dashboard/login``, ``POST /dashboard/logout``: the form that sets the
   ``DASHBOARD_KEY`` cookie (see ``page_auth``).
 
@@ -24,7 +27,7 @@ import os
 
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 
-from . import page_auth
+from . import page_auth, tracking
 from .context import resources
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -44,6 +47,16 @@ def show_dashboard():
                            shared=bool(settings.redis_url), protected=bool(settings.dashboard_key)), 200, NO_STORE
 
 
+def _view(snapshot: dict) -> tuple[dict, list[dict]]:
+    """A snapshot as the page shows it: its totals, and its finished requests with this
+    worker's in progress, newest first by arrival; "last at" is the newest row's time."""
+    finished = [{**record, "in_progress": False} for record in snapshot["recent"]]
+    rows = sorted(tracking.in_progress_rows() + finished, key=lambda row: row["time"], reverse=True)
+    if rows:
+        snapshot = {**snapshot, "last_request_at": max(rows[0]["time"], snapshot["last_request_at"] or 0)}
+    return snapshot, rows
+
+
 def _totals(snapshot: dict, res) -> dict:
     body = {name: snapshot[name] for name in STATS_FIELDS}
     body.update(workers=res.settings.workers, pid=os.getpid(), shared=snapshot["shared"],
@@ -54,14 +67,15 @@ def _totals(snapshot: dict, res) -> dict:
 @bp.get("/snapshot")
 def page_snapshot():
     res = resources()
-    snapshot = res.stats.snapshot()
-    return jsonify(stats=_totals(snapshot, res), recent=snapshot["recent"]), 200, NO_STORE
+    snapshot, rows = _view(res.stats.snapshot())
+    return jsonify(stats=_totals(snapshot, res), recent=rows), 200, NO_STORE
 
 
 @bp.get("/stats")
 def stats():
     res = resources()
-    return jsonify(_totals(res.stats.snapshot(), res)), 200, NO_STORE
+    snapshot, _ = _view(res.stats.snapshot())
+    return jsonify(_totals(snapshot, res)), 200, NO_STORE
 
 
 def _keys_set_aside(res) -> list[dict]:
@@ -72,7 +86,7 @@ def _keys_set_aside(res) -> list[dict]:
 
 @bp.get("/requests")
 def recent_requests():
-    return jsonify(resources().stats.snapshot()["recent"]), 200, NO_STORE
+    return jsonify(_view(resources().stats.snapshot())[1]), 200, NO_STORE
 
 
 @bp.route("/login", methods=["GET", "POST"])

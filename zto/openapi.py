@@ -141,14 +141,17 @@ def schemas(settings: Settings) -> dict:
         "RequestRecord": _object(
             {
                 "time": {"type": "number", "description": "Unix time the request arrived"},
-                "method": STRING, "path": STRING, "status": INTEGER, "duration_ms": {"type": "number"},
+                "method": STRING, "path": STRING,
+                "status": {"type": ["integer", "null"], "description": "null while in progress"},
+                "duration_ms": {"type": "number", "description": "to the last byte; so far, while in progress"},
                 "client_ip": STRING, "user_agent": STRING, "model": NULLABLE_STRING, "stream": {"type": "boolean"},
                 "error": NULLABLE_STRING,
-                "ok": {"type": "boolean", "description": "whether it succeeded: status below 400 and no error "
-                                                         "but client_disconnected"},
+                "ok": {"type": ["boolean", "null"], "description": "whether it succeeded: status below 400 and no "
+                                                                   "error but client_disconnected; null while in progress"},
+                "in_progress": {"type": "boolean", "description": "begun and not finished yet (a stream being sent)"},
             },
             ["time", "method", "path", "status", "duration_ms", "client_ip", "user_agent", "model", "stream",
-             "error", "ok"]),
+             "error", "ok", "in_progress"]),
         "Health": _object({"status": {"const": "ok"}}, ["status"]),
     }
 
@@ -224,7 +227,7 @@ def document(settings: Settings, server_url: str) -> dict:
                           "503": unavailable},
         }}
         paths["/dashboard/requests"] = {"get": {
-            "operationId": "dashboardRequests", "summary": "The last 100 requests, newest first",
+            "operationId": "dashboardRequests", "summary": "The last 100 requests and those in progress, newest first (by arrival)",
             "tags": ["operators"], "security": operator_security,
             "responses": {"200": _json(recent, "Requests"), "401": _error("DASHBOARD_KEY needed"),
                           "503": unavailable},

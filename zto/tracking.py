@@ -2,22 +2,57 @@
 dashboard's statistics (a ``StatsStore``) and Prometheus' ``Metrics``.
 
 A request is begun before its view runs and finished when it truly ends: at once for
-a whole answer, after the last byte (or the client leaving) for a stream. The
-``untracked`` blueprints are not traffic: the dashboard must not count its own
-polling, nor Docker its health checks; static files are not traffic either.
+a whole answer, after the last byte (or the client leaving) for a stream. Meanwhile
+it is listed in this worker's ``InFlight``, so the dashboard shows a long stream as
+in progress (``in_progress_rows``) before it is recorded. The ``untracked``
+blueprints are not traffic: the dashboard must not count its own polling, nor Docker
+its health checks; static files are not traffic either.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
+from dataclasses import asdict
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from .metrics import Metrics
-from .stats import PendingRequest, RequestRecord, StatsStore
+from .stats import PendingRequest, RequestRecord, StatsStore, make_record
 
 log = logging.getLogger(__name__)
+
+EXTENSION = "zto.in_flight"
+
+
+class InFlight:
+    """The requests this worker has begun and not yet finished."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: dict[int, PendingRequest] = {}
+
+    def add(self, pending: PendingRequest) -> None:
+        with self._lock:
+            self._requests[id(pending)] = pending
+
+    def remove(self, pending: PendingRequest) -> None:
+        with self._lock:
+            self._requests.pop(id(pending), None)
+
+    def rows(self) -> list[dict]:
+        """Each as the dashboard lists a request: the fields of a finished one, with the
+        time so far as its duration, no status yet, and ``in_progress``."""
+        with self._lock:
+            running = list(self._requests.values())
+        return [{**asdict(make_record(pending, 0)), "status": None, "ok": None, "in_progress": True}
+                for pending in running]
+
+
+def in_progress_rows() -> list[dict]:
+    """The current app's requests in progress (in this worker)."""
+    return current_app.extensions[EXTENSION].rows()
 
 
 def _error_code(response) -> str | None:
@@ -30,8 +65,10 @@ def _error_code(response) -> str | None:
 
 def init_app(app: Flask, stats: StatsStore, metrics: Metrics, *, untracked: Iterable[str] = ()) -> None:
     untracked = frozenset(untracked)
+    in_flight = app.extensions[EXTENSION] = InFlight()
 
     def finish(pending: PendingRequest, status: int, route: str) -> RequestRecord:
+        in_flight.remove(pending)
         record = stats.finish(pending, status)
         metrics.observe_request(record.method, route, status, record.duration_ms / 1000)
         return record
@@ -44,6 +81,7 @@ def init_app(app: Flask, stats: StatsStore, metrics: Metrics, *, untracked: Iter
             method=request.method, path=request.path, client_ip=request.remote_addr or "",
             user_agent=request.user_agent.string[:300])
         stats.begin()
+        in_flight.add(g.pending)
 
     @app.after_request
     def end_request(response):

@@ -3,7 +3,9 @@
 // Redis, one worker answers it whole; the page names that worker).
 // Everything a client sent (path, user agent...) is written with textContent, never
 // as markup. No libraries: the chart is plain SVG drawn here. Whether a request
-// succeeded is the server's call (each record's "ok"), never re-derived here.
+// succeeded is the server's call (each record's "ok"), never re-derived here. Rows
+// come newest first by the time each request arrived, which is the time shown;
+// requests still running ("in_progress") are listed, not charted.
 (function () {
   "use strict";
 
@@ -96,11 +98,18 @@
       cell(tr, "Upstream", r.upstream ? r.upstream + (r.fell_back ? " (fallback)" : "") : "–", "nowrap");
       const status = cell(tr, "Status", "");
       const badge = document.createElement("span");
-      badge.className = "badge " + (r.ok ? "ok" : "fail");
-      badge.textContent = String(r.status);
+      if (r.in_progress) {
+        tr.className = "in-progress";
+        badge.className = "badge pending";
+        badge.textContent = r.stream ? "streaming" : "in progress";
+      } else {
+        badge.className = "badge " + (r.ok ? "ok" : "fail");
+        badge.textContent = String(r.status);
+      }
       status.appendChild(badge);
       cell(tr, "Error", r.error || "–", r.error ? "error-code" : "");
-      cell(tr, "Duration", duration(r.duration_ms) + (r.stream ? " (stream)" : ""), "num nowrap");
+      cell(tr, "Duration", duration(r.duration_ms) + (r.in_progress ? " so far" : "") + (r.stream ? " (stream)" : ""),
+        "num nowrap");
       cell(tr, "Client IP", r.client_ip, "nowrap");
       cell(tr, "User agent", r.user_agent || "–", "agent");
       return tr;
@@ -111,19 +120,74 @@
     $("prev-page").disabled = page === 0;
     $("next-page").disabled = page >= pages - 1;
     setText("requests-caption", requests.length
-      ? "newest first · " + (page * PAGE_SIZE + 1) + "–" + Math.min(requests.length, (page + 1) * PAGE_SIZE) + " of " + requests.length
+      ? "newest first by arrival · " + (page * PAGE_SIZE + 1) + "–" + Math.min(requests.length, (page + 1) * PAGE_SIZE) + " of " + requests.length
       : "the last 100 are kept");
   }
 
   // ---- chart ----------------------------------------------------------------
 
-  function niceCeiling(value) {
-    if (value <= 0) return 1;
-    const power = Math.pow(10, Math.floor(Math.log10(value)));
-    for (const step of [1, 2, 2.5, 5, 10]) {
-      if (step * power >= value) return step * power;
+  // The axis: ticks at a round step (1, 2 or 5 times a power of ten), at most six of
+  // them, the top one the first at or above the slowest request, so the bars fill the
+  // chart. Every label has the same unit and the same number of decimals.
+  function linearTicks(max) {
+    max = Math.max(max, 1);
+    let power = Math.pow(10, Math.floor(Math.log10(max)) - 1);
+    for (;;) {
+      for (const m of [1, 2, 5]) {
+        const step = m * power;
+        const n = Math.ceil(max / step - 1e-9);
+        if (n <= 6) {
+          const ticks = [];
+          for (let i = 0; i <= n; i++) ticks.push(i * step);
+          return ticks;
+        }
+      }
+      power *= 10;
     }
-    return 10 * power;
+  }
+
+  function tickLabels(ticks) {
+    const top = ticks[ticks.length - 1];
+    const unit = top >= 1000 ? 1000 : 1;
+    const decimals = Math.max(0, ...ticks.filter((t) => t > 0).map((t) => {
+      const value = t / unit;
+      for (let d = 0; d < 4; d++) if (Math.abs(value * Math.pow(10, d) - Math.round(value * Math.pow(10, d))) < 1e-6) return d;
+      return 3;
+    }));
+    return ticks.map((t) => (t ? (t / unit).toFixed(decimals) + (unit === 1000 ? " s" : " ms") : "0"));
+  }
+
+  // Fast requests next to slow streams: when the slowest is over LOG_RATIO times the
+  // fastest (1 ms at least), the axis is logarithmic, so a 5 ms answer stays visible and
+  // distinct from a 50 ms one beside 5 s streams. Its labels are whole numbers: powers
+  // of ten, and a top just above the slowest (whole seconds from 2 s, else whole ms).
+  const LOG_RATIO = 30;
+  const LOG_FLOOR_MS = 1;
+
+  function logTop(max) {
+    if (max >= 2000 && max < 10000) return Math.ceil(max / 1000 - 1e-9) * 1000;
+    const ticks = linearTicks(max);
+    return ticks[ticks.length - 1];
+  }
+
+  const wholeLabel = (ms) => (ms >= 1000 && ms % 1000 === 0 ? ms / 1000 + " s" : Math.round(ms) + " ms");
+
+  function scaleFor(durations) {
+    const max = Math.max(0, ...durations);
+    const min = Math.max(LOG_FLOOR_MS, Math.min(...durations));
+    const top = linearTicks(max);
+    const topMs = top[top.length - 1];
+    if (!durations.length || max / min <= LOG_RATIO) {
+      return { kind: "linear", top: topMs, ticks: top, labels: tickLabels(top), at: (ms) => ms / topMs };
+    }
+    const logTopMs = logTop(max);
+    const bottom = Math.pow(10, Math.floor(Math.log10(min)));
+    const span = Math.log10(logTopMs) - Math.log10(bottom);
+    const at = (ms) => (Math.log10(Math.max(ms, bottom)) - Math.log10(bottom)) / span;
+    const ticks = [];
+    for (let t = bottom; t < logTopMs; t *= 10) if (at(logTopMs) - at(t) > 0.12) ticks.push(t);
+    ticks.push(logTopMs);
+    return { kind: "log", top: logTopMs, ticks, labels: ticks.map(wholeLabel), at };
   }
 
   function svg(name, attributes, text) {
@@ -140,14 +204,14 @@
     const H = 240, left = 64, right = 12, top = 14, bottom = 30;
     chart.setAttribute("viewBox", "0 0 " + W + " " + H);
     const plotW = W - left - right, plotH = H - top - bottom;
-    const points = requests.slice().reverse(); // oldest first, left to right
+    const points = requests.filter((r) => !r.in_progress).reverse(); // oldest first, left to right
     const nodes = [];
-    const max = niceCeiling(Math.max(0, ...points.map((r) => r.duration_ms)));
-    for (let i = 0; i <= 4; i++) {
-      const y = top + plotH - (plotH * i) / 4;
+    const scale = scaleFor(points.map((r) => r.duration_ms));
+    scale.ticks.forEach((t, i) => {
+      const y = top + plotH - plotH * scale.at(t);
       nodes.push(svg("line", { x1: left, x2: W - right, y1: y, y2: y, class: "grid" }));
-      nodes.push(svg("text", { x: left - 8, y: y + 4, class: "axis", "text-anchor": "end" }, i ? duration((max * i) / 4) : "0"));
-    }
+      nodes.push(svg("text", { x: left - 8, y: y + 4, class: "axis", "text-anchor": "end" }, scale.labels[i]));
+    });
     if (!points.length) {
       nodes.push(svg("text", { x: left + plotW / 2, y: top + plotH / 2, class: "axis", "text-anchor": "middle" },
         "No requests yet"));
@@ -157,18 +221,18 @@
     const barWidth = Math.max(1, slot * 0.72);
     const first = slots - points.length; // few requests: they stand on the right, by "newest"
     points.forEach((r, i) => {
-      const h = Math.max(r.ok ? 1.5 : 4, (plotH * r.duration_ms) / max); // a fast failure stays visible
+      const h = Math.max(r.ok ? 1.5 : 4, plotH * scale.at(r.duration_ms)); // a fast failure stays visible
       const bar = svg("rect", {
         x: (left + (first + i) * slot + (slot - barWidth) / 2).toFixed(2), y: (top + plotH - h).toFixed(2),
         width: barWidth.toFixed(2), height: h.toFixed(2), rx: Math.min(2, barWidth / 3).toFixed(2),
-        class: "bar " + (r.ok ? "ok" : "fail"),
+        class: "bar " + (r.ok ? "ok" : "fail"), "data-ms": r.duration_ms,
       });
       bar.appendChild(svg("title", {}, clock(r.time) + "  " + r.method + " " + r.path + "  " + r.status + "  " + duration(r.duration_ms)));
       nodes.push(bar);
     });
     if (points.length) {
       const avg = points.reduce((sum, r) => sum + r.duration_ms, 0) / points.length;
-      const y = top + plotH - (plotH * avg) / max;
+      const y = top + plotH - plotH * scale.at(avg);
       nodes.push(svg("line", { x1: left, x2: W - right, y1: y, y2: y, class: "avg" }));
     }
     nodes.push(svg("line", { x1: left, x2: W - right, y1: top + plotH, y2: top + plotH, class: "baseline" }));
@@ -176,27 +240,43 @@
     nodes.push(svg("text", { x: W - right, y: H - 8, class: "axis", "text-anchor": "end" }, points.length ? "newest" : ""));
     chart.replaceChildren(...nodes);
     chart.setAttribute("data-bars", String(points.length));
-    setText("chart-caption", points.length > 1 ? "last " + points.length + " requests, oldest on the left"
-      : points.length ? "the only request so far" : "");
+    chart.setAttribute("data-scale", scale.kind);
+    chart.setAttribute("data-top-ms", String(scale.top));
+    const logNote = scale.kind === "log" ? " · log scale, so fast ones stay visible" : "";
+    setText("chart-caption", (points.length > 1 ? "last " + points.length + " finished requests, oldest on the left"
+      : points.length ? "the only finished request so far" : "") + (points.length ? logNote : ""));
   }
 
   // ---- polling --------------------------------------------------------------
 
-  class Unavailable extends Error {}
+  // What went wrong, in words for the person watching (fetch alone says "Failed to fetch").
+  class UpdateError extends Error {}
+  class Unavailable extends UpdateError {}
 
   async function getJSON(url) {
-    const response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" });
+    let response;
+    try {
+      response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" });
+    } catch (error) {
+      throw new UpdateError("the server cannot be reached (stopped, restarting, or no network)");
+    }
     if (response.status === 401) {
       window.location.assign(root.dataset.loginUrl);
-      throw new Error("the dashboard key is needed");
+      throw new UpdateError("the dashboard key is needed");
     }
     if (response.status === 503) {
       const body = await response.json().catch(() => ({}));
-      if (body.error && body.error.code === "statistics_unavailable") throw new Unavailable("statistics unavailable");
+      if (body.error && body.error.code === "statistics_unavailable") throw new Unavailable("the statistics are unavailable");
     }
-    if (!response.ok) throw new Error("the server answered " + response.status);
-    return response.json();
+    if (!response.ok) throw new UpdateError("the server answered with an error (HTTP " + response.status + ")");
+    try {
+      return await response.json();
+    } catch (error) {
+      throw new UpdateError("the server's answer was cut off or is not JSON");
+    }
   }
+
+  let lastUpdate = null;
 
   function setStatus(text, failing) {
     setText("status", text);
@@ -213,11 +293,15 @@
       renderChart();
       $("stats-unavailable").hidden = true;
       root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
-      setStatus("Updated " + clock(Date.now() / 1000));
+      lastUpdate = Date.now() / 1000;
+      setStatus("Updated " + clock(lastUpdate));
     } catch (error) {
       const unavailable = error instanceof Unavailable;
       $("stats-unavailable").hidden = !unavailable;
-      setStatus(unavailable ? "Statistics unavailable; retrying" : "Cannot update: " + error.message + "; retrying", true);
+      const reason = error instanceof UpdateError ? error.message : "something went wrong on this page (" + error.message + ")";
+      const since = lastUpdate ? "Not updated since " + clock(lastUpdate) : "No data yet";
+      const again = ". Trying again every " + REFRESH_MS / 1000 + " s.";
+      setStatus(unavailable ? "Statistics unavailable (see above). " + since + again : since + ": " + reason + again, true);
     } finally {
       timer = setTimeout(refresh, document.hidden ? REFRESH_MS * 3 : REFRESH_MS);
     }
