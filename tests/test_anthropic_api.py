@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from conftest import API_KEY, free_port
 from zto import create_app, shutdown
 from zto.anthropic_format import MessageBuilder, MessageStream
-from zto.metrics import NO_METRICS
+from zto.metrics import Metrics
 from zto.stats import PendingRequest
 from zto.streaming import stream_answer
 from zto.upstreams import TICK, Piece
@@ -218,12 +218,12 @@ def test_quiet_upstream_gets_pings():
     answer = Ticking(3)
     record = PendingRequest(method="POST", path="/v1/messages", client_ip="", user_agent="")
     body = b"".join(stream_answer(answer, MessageStream(MessageBuilder("m")), keepalive_s=0.0, record=record,
-                                  metrics=NO_METRICS))
+                                  metrics=Metrics()))
     assert body.count(b"event: ping\ndata: {\"type\":\"ping\"}\n\n") == 3
     assert body.index(b"event: ping") > body.index(b"event: message_start")
     assert body.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
     quiet = b"".join(stream_answer(Ticking(3), MessageStream(MessageBuilder("m")), keepalive_s=60, record=record,
-                                   metrics=NO_METRICS))
+                                   metrics=Metrics()))
     assert b"ping" not in quiet
 
 

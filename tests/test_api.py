@@ -99,6 +99,8 @@ def test_retrieve_model(client):
 def test_bad_api_key_is_401(client, fake, headers):
     error = error_of(client.post("/v1/chat/completions", headers=headers, json={"messages": USER}), 401)
     assert error["type"] == "authentication_error" and error["code"] == "invalid_api_key"
+    assert "DEFAULT_KEY" in error["message"]  # where the key comes from, whether missing or wrong
+    assert "wrong-key" not in error["message"] and API_KEY not in error["message"]
     assert fake.requests == []
 
 

@@ -8,6 +8,7 @@ import pytest
 import zai_scenarios as z
 from zto.completions import KEEPALIVE, sse_stream
 from zto.errors import UpstreamRejected
+from zto.metrics import Metrics
 from zto.openai_format import ChunkEncoder, ThinkingPresenter
 from zto.stats import PendingRequest
 from zto.upstreams import TICK, Piece
@@ -35,9 +36,13 @@ def sse(*events) -> bytes:
     return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
 
 
-def answer_of(*reads: bytes) -> tuple[WebAnswer, Reads]:
+def tokens_in_use(metrics: Metrics) -> float:
+    return metrics.registry.get_sample_value("zto_upstream_tokens_in_use", {"token_kind": "guest"})
+
+
+def answer_of(*reads: bytes, metrics: Metrics | None = None) -> tuple[WebAnswer, Reads]:
     upstream = Reads(*reads)
-    return WebAnswer(upstream, "prod-fe-1.0.94"), upstream
+    return WebAnswer(upstream, "prod-fe-1.0.94", (metrics or Metrics()).upstream_opened("guest")), upstream
 
 
 def record() -> PendingRequest:
@@ -85,7 +90,7 @@ def test_prime_returns_at_the_first_event_even_without_text():
 
     upstream = Reads()
     upstream.chunks = first_event_then_nothing
-    WebAnswer(upstream, "prod-fe-1.0.94").prime()
+    WebAnswer(upstream, "prod-fe-1.0.94", Metrics().upstream_opened("guest")).prime()
 
 
 def test_the_answer_ends_without_reading_past_done():
@@ -96,19 +101,22 @@ def test_the_answer_ends_without_reading_past_done():
 
     upstream = Reads()
     upstream.chunks = hang_after_done
-    released = []
+    released, metrics = [], Metrics()
     upstream.release = lambda: released.append(True)
-    answer = WebAnswer(upstream, "prod-fe-1.0.94")
+    answer = WebAnswer(upstream, "prod-fe-1.0.94", metrics.upstream_opened("guest"))
     assert "".join(p.content for p in answer.pieces()) == "Hello, world!"
+    assert tokens_in_use(metrics) == 1
     answer.close()
     assert released == [True]  # a finished answer hands its connection back for reuse
+    answer.close()
+    assert tokens_in_use(metrics) == 0  # given back once, however often it is closed
 
 
 def test_output_that_shows_nothing_gets_keepalive_comments():
     hidden = [z.chunk("thinking", delta_content=t) for t in (z.OPENER, "a", "b", "c")]
     answer, _ = answer_of(*(sse(e) for e in hidden), sse(*z.SCENARIOS["plain"].events))
     body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), ThinkingPresenter("hide"), include_usage=False,
-                           keepalive_s=0.0, record=record()))
+                           keepalive_s=0.0, record=record(), metrics=Metrics()))
     assert body.count(KEEPALIVE) >= 3 and body[-1].endswith(b"data: [DONE]\n\n")
 
 
@@ -118,7 +126,7 @@ def test_a_complete_stream_leaves_the_upstream_to_the_response_close():
     released = []
     upstream.release = lambda: released.append(True)
     body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), ThinkingPresenter("reasoning"), include_usage=True,
-                           keepalive_s=10, record=record()))
+                           keepalive_s=10, record=record(), metrics=Metrics()))
     assert body[-1].endswith(b"data: [DONE]\n\n") and released == []
     answer.close()
     assert released == [True]
@@ -126,12 +134,14 @@ def test_a_complete_stream_leaves_the_upstream_to_the_response_close():
 
 def test_an_abandoned_stream_closes_the_upstream_at_once():
     answer, upstream = answer_of(*(sse(e) for e in z.SCENARIOS["long"].events))
-    pending = record()
+    pending, metrics = record(), Metrics()
     body = sse_stream(answer, ChunkEncoder("GLM-4.6"), ThinkingPresenter("reasoning"), include_usage=False,
-                      keepalive_s=10, record=pending)
+                      keepalive_s=10, record=pending, metrics=metrics)
     next(body), next(body)
+    assert metrics.registry.get_sample_value("zto_streams_in_flight") == 1
     body.close()  # what the server does when the client goes away
     assert upstream.closed and pending.error == "client_disconnected"
+    assert metrics.registry.get_sample_value("zto_streams_in_flight") == 0  # counted as closed
 
 
 def test_the_answer_after_the_reasoning_in_one_read_leaves_after_it_not_with_it():
@@ -146,7 +156,7 @@ def test_every_write_counts_the_role_goes_with_the_first_text_and_the_end_togeth
     events = z.SCENARIOS["long"].events
     answer, _ = answer_of(*(sse(e) for e in events))
     body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), ThinkingPresenter("reasoning"), include_usage=True,
-                           keepalive_s=10, record=record()))
+                           keepalive_s=10, record=record(), metrics=Metrics()))
     first, last = body[0].decode(), body[-1].decode()
     assert first.count("data: ") == 2 and '"role":"assistant"' in first and '"content":' in first.split("\n\n")[1]
     assert last.count("data: ") == 3 and '"finish_reason":"stop"' in last and last.endswith("data: [DONE]\n\n")
@@ -156,5 +166,5 @@ def test_every_write_counts_the_role_goes_with_the_first_text_and_the_end_togeth
 def test_a_tick_first_sends_the_role_at_once():
     answer, _ = answer_of(b": ping\n\n", sse(*z.SCENARIOS["plain"].events))
     body = list(sse_stream(answer, ChunkEncoder("GLM-4.6"), ThinkingPresenter("reasoning"), include_usage=False,
-                           keepalive_s=10, record=record()))
+                           keepalive_s=10, record=record(), metrics=Metrics()))
     assert body[0].count(b"data: ") == 1 and b'"role":"assistant"' in body[0]

@@ -18,6 +18,8 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+MISSING_KEY = "Missing API key: send 'Authorization: Bearer <key>' (the key is DEFAULT_KEY)."
+WRONG_KEY = "Incorrect API key provided (the server's keys are its DEFAULT_KEY)."
 PUBLISHED_KEY = "sk-your-key"
 # Headers a reverse proxy adds: with TRUSTED_PROXIES=0 their presence means the loopback
 # peer is a proxy speaking for someone else.
@@ -51,11 +53,11 @@ def check_api_key(settings: Settings, given: str, *, local_client: bool) -> None
     """Raise ``Unauthorized`` unless ``given`` is one of ``DEFAULT_KEY``'s keys, and, for
     the published key, the client is local."""
     if not given:
-        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>' (the key is DEFAULT_KEY).")
+        raise Unauthorized(MISSING_KEY)
     encoded = given.encode()
     matches = [hmac.compare_digest(encoded, key.encode()) for key in settings.api_keys]
     if not any(matches):
-        raise Unauthorized("Incorrect API key provided (the server's keys are its DEFAULT_KEY).")
+        raise Unauthorized(WRONG_KEY)
     if not local_client and hmac.compare_digest(encoded, PUBLISHED_KEY.encode()):
         raise Unauthorized(
             f"This server still uses the published key {PUBLISHED_KEY}, which it accepts only from its own "

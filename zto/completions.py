@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .errors import ProxyError, UpstreamRejected
-from .metrics import NO_METRICS, Metrics
+from .metrics import Metrics
 from .openai_format import DONE, ChunkEncoder, ThinkingPresenter, error_event, merge_tool_calls
 from .stats import PendingRequest
 from .streaming import stream_answer, whole_pieces
@@ -74,14 +74,14 @@ class OpenAIWriter:
 
 
 def sse_stream(answer: Answer, encoder: ChunkEncoder, presenter: ThinkingPresenter, *, include_usage: bool,
-               keepalive_s: float, record: PendingRequest, metrics: Metrics = NO_METRICS) -> Iterator[bytes]:
+               keepalive_s: float, record: PendingRequest, metrics: Metrics) -> Iterator[bytes]:
     """The OpenAI SSE body (``streaming.stream_answer`` with an ``OpenAIWriter``)."""
     return stream_answer(answer, OpenAIWriter(encoder, presenter, include_usage), keepalive_s=keepalive_s,
                          record=record, metrics=metrics)
 
 
 def collect(answer: Answer, presenter: ThinkingPresenter,
-            metrics: Metrics = NO_METRICS) -> tuple[str, str, list[dict]]:
+            metrics: Metrics) -> tuple[str, str, list[dict]]:
     """The whole (reasoning, content, tool calls) of an answer. A failure closes the
     upstream; after success the caller closes it once the response is sent."""
     reasoning, content, deltas = [], [], []

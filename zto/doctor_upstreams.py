@@ -66,11 +66,11 @@ def one_word_chat(settings: Settings, **body) -> ChatRequest:
 
 def _web_chat(doctor, session: requests.Session, timeout: float, **changes) -> WebChat:
     """The service's web-chat upstream, with this step's timeout and ``changes``."""
-    from .metrics import NO_METRICS
+    from .metrics import Metrics
     from .web_chat import WebChat
 
     settings = replace(doctor.settings, connect_timeout_s=timeout, read_timeout_s=timeout, **changes)
-    return WebChat(settings, session, NO_METRICS)
+    return WebChat(settings, session, Metrics())  # counted apart from any running service
 
 
 def check_web(doctor) -> bool:
@@ -213,7 +213,7 @@ def check_api(doctor) -> bool:
 def _api_completion(doctor, session: requests.Session, number: int, key: str, model_id: str) -> str:
     """A one-token completion on the default model with ``key`` alone: ``answered``, or
     the refusal's error code."""
-    from .metrics import NO_METRICS
+    from .metrics import Metrics
     from .official import OfficialUpstream
 
     timeout = doctor.budget.timeout(doctor.budget.completion_s)
@@ -221,7 +221,7 @@ def _api_completion(doctor, session: requests.Session, number: int, key: str, mo
     settings = replace(doctor.settings, zai_api_keys=(key,), connect_timeout_s=timeout, read_timeout_s=timeout)
     what = f"official API ZAI_API_KEY #{number} {redact(key)} on {model_id}"
     try:
-        answer = OfficialUpstream(settings, session, NO_METRICS).start(one_word_chat(settings, max_tokens=1))
+        answer = OfficialUpstream(settings, session, Metrics()).start(one_word_chat(settings, max_tokens=1))
         try:
             text = read_until(answer.pieces(), deadline)
         finally:

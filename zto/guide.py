@@ -47,7 +47,7 @@ def _samples(model: str) -> dict[str, str]:
     stream = b"".join([encoder.role(), encoder.delta("", "Hello"), encoder.delta("", "! How can I help?"),
                        encoder.finish("stop"), encoder.usage(SAMPLE_USAGE), DONE])
     thinking = completion_body(model, "The user greets me; I should greet back.", "Hello!", SAMPLE_USAGE)
-    error = Unauthorized("Incorrect API key provided.").to_dict()
+    error = Unauthorized(api_keys.WRONG_KEY).to_dict()
     return {
         "whole": json.dumps(whole, indent=2, ensure_ascii=False),
         "stream": stream.decode().strip(),

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from .errors import ProxyError, UpstreamError
-from .metrics import NO_METRICS, Metrics
+from .metrics import Metrics
 from .stats import PendingRequest
 from .upstreams import Answer, Piece, log_failure
 
@@ -46,7 +46,7 @@ class EventWriter(Protocol):
 
 
 def stream_answer(answer: Answer, writer: EventWriter, *, keepalive_s: float, record: PendingRequest,
-                  metrics: Metrics = NO_METRICS) -> Iterator[bytes]:
+                  metrics: Metrics) -> Iterator[bytes]:
     finished = False
     first_text = True
     metrics.stream_opened()
@@ -91,7 +91,7 @@ def stream_answer(answer: Answer, writer: EventWriter, *, keepalive_s: float, re
             answer.close()
 
 
-def whole_pieces(answer: Answer, metrics: Metrics = NO_METRICS) -> Iterator[Piece]:
+def whole_pieces(answer: Answer, metrics: Metrics) -> Iterator[Piece]:
     """An answer's pieces, read for a whole (not streamed) answer: a failure is logged,
     counted and closes the upstream before it propagates (to become an HTTP error);
     after success the caller closes it once the response is sent."""

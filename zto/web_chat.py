@@ -109,7 +109,7 @@ class WebAnswer:
 
     upstream = "web"
 
-    def __init__(self, body: StreamedBody, fe_version: str, release: Callable[[], None] | None = None, *,
+    def __init__(self, body: StreamedBody, fe_version: str, release: Callable[[], None], *,
                  anonymous: bool = False) -> None:
         self.fell_back = False
         self.fe_version = fe_version  # the X-FE-Version it was asked with, for error messages
