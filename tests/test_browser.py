@@ -201,6 +201,19 @@ def test_dashboard_shows_the_traffic_and_updates_itself(live, browser):
 
     screenshot(browser, "dashboard-desktop")
     screenshot(browser, "dashboard-phone", phone=True)
+    # on a phone each request is a card, and every cell of it stays inside it
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    try:
+        time.sleep(0.2)
+        outside = browser.execute_script(
+            "return [...document.querySelectorAll('#requests-body tr')].flatMap(tr => {"
+            "  const box = tr.getBoundingClientRect();"
+            "  return [...tr.cells].filter(td => { const r = td.getBoundingClientRect();"
+            "    return r.width > 0 && (r.left < box.left - 1 || r.right > box.right + 1 || td.scrollWidth > td.clientWidth + 1); })"
+            "  .map(td => td.dataset.label + ': ' + td.textContent); })")
+        assert outside == []
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
     # previous / next
     browser.find_element(By.ID, "next-page").click()

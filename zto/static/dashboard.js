@@ -108,7 +108,7 @@
       }
       status.appendChild(badge);
       cell(tr, "Error", r.error || "–", r.error ? "error-code" : "");
-      cell(tr, "Duration", duration(r.duration_ms) + (r.in_progress ? " so far" : "") + (r.stream ? " (stream)" : ""),
+      cell(tr, "Duration", duration(r.duration_ms) + (r.in_progress ? " so far" : r.stream ? " (stream)" : ""),
         "num nowrap");
       cell(tr, "Client IP", r.client_ip, "nowrap");
       cell(tr, "User agent", r.user_agent || "–", "agent");
