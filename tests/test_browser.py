@@ -326,8 +326,9 @@ def test_two_instances_show_one_dashboard_until_redis_is_gone(start_server, shar
     assert chat(one).status_code == 200 and chat(two).status_code == 200
     assert chat(two, stream=True).status_code == 200
 
-    def chats(d) -> int:
-        return sum(cell.text == "/v1/chat/completions" for cell in d.find_elements(By.CSS_SELECTOR, "#requests-body td.path"))
+    def chats(d) -> int:  # read in one script: the page may redraw its rows between two reads
+        return d.execute_script("return [...document.querySelectorAll('#requests-body td.path')]"
+                                ".filter(td => td.textContent === '/v1/chat/completions').length")
 
     for server in (one, two):
         browser.get(server.url + "/dashboard")
