@@ -208,7 +208,7 @@ class Stopped(Ticking):
 def test_a_restart_ends_the_stream_with_an_error_event():
     record = PendingRequest(method="POST", path="/v1/messages", client_ip="", user_agent="")
     body = b"".join(stream_answer(Stopped(0), MessageStream(MessageBuilder("m")), keepalive_s=60, record=record,
-                                  metrics=NO_METRICS))
+                                  metrics=Metrics()))
     name, data = body.rstrip().rsplit(b"\n\n", 1)[-1].split(b"\n")
     assert name == b"event: error" and json.loads(data[6:])["error"]["type"] == "api_error"
     assert b"partial" in body and b"message_stop" not in body and record.error == "server_shutting_down"
