@@ -207,11 +207,40 @@ def test_the_modules_cite_tests_that_exist():
     assert cited and all((root / name).is_file() for name in cited), cited
 
 
-def test_docs_say_which_upstream_answers_and_why_the_web_chat_refuses(client):
+def which_upstream(client) -> str:
     page = client.get("/docs").get_data(as_text=True)
-    which = html.unescape(re.search(r'<p id="which-upstream">(.*?)</p>', page, re.S).group(1))
+    return " ".join(html.unescape(re.search(r'<p id="which-upstream">(.*?)</p>', page, re.S).group(1)).split())
+
+
+def test_docs_on_the_web_chat_alone_warn_of_the_captcha(client):
+    page = client.get("/docs").get_data(as_text=True)
+    which = which_upstream(client)
     assert "<strong>Z.ai's web chat</strong>" in which and "official API</strong>" not in which
-    for words in ("captcha", "upstream_captcha_required", "ZAI_API_KEY", "UPSTREAMS=web,api", "X-Zto-Warning"):
+    for words in ("captcha", "upstream_captcha_required", "ZAI_API_KEY", "UPSTREAMS=web,api", "X-Zto-Warning",
+                  "image parts"):
         assert words in which, words
     for field in ("reasoning_effort", "<code>thinking</code>", "tool_choice", "<code>stop</code>"):
         assert field in page, field
+
+
+def test_docs_on_the_official_api_alone_say_nothing_of_the_captcha(client_with):
+    """An API-only server's users never meet the web chat's captcha: the guide does not
+    lead them there."""
+    which = which_upstream(client_with(zai_api_keys=("k-1",)))
+    assert "<strong>Z.ai's official API</strong>" in which and "web chat" not in which
+    for words in ("captcha", "403", "upstream_captcha_required", "X-Zto-Warning", "UPSTREAMS"):
+        assert words not in which, words
+    assert "tool calls and images" in which
+    assert which == which_upstream(client_with(zai_api_keys=("k-1",), upstreams=("api",)))
+
+
+def test_docs_with_both_upstreams_describe_the_fallback(client_with):
+    which = which_upstream(client_with(zai_api_keys=("k-1",), upstreams=("web", "api")))
+    assert which.index("<strong>Z.ai's web chat</strong>") < which.index("<strong>Z.ai's official API</strong>")
+    assert "official API when the web chat refuses" in which and "captcha" in which
+    assert "one normal answer" in which and "go straight to the official API" in which
+    for words in ("upstream_captcha_required", "UPSTREAMS=web,api", "X-Zto-Warning"):
+        assert words not in which, words
+    reverse = which_upstream(client_with(zai_api_keys=("k-1",), upstreams=("api", "web")))
+    assert reverse.index("official API</strong>") < reverse.index("web chat</strong>")
+    assert "web chat when the official API" in reverse
