@@ -255,7 +255,7 @@ def test_a_key_set_aside_comes_back_after_the_cooldown():
     assert {keys.acquire() for _ in range(4)} == {"key-number-two-0123456789"}
     assert keys.acquire(avoid="key-number-two-0123456789") is None
     aside = keys.set_aside_now()
-    assert aside == [{"key": "key-nu…(25 chars)", "seconds_left": 60, "reason": "upstream_unauthorized"}]
+    assert aside == [{"key": "…(25 chars)", "seconds_left": 60, "reason": "upstream_unauthorized"}]
     clock.now += 61
     assert keys.set_aside_now() == []
     assert {keys.acquire() for _ in range(4)} == {"key-number-one-0123456789", "key-number-two-0123456789"}

@@ -229,14 +229,15 @@ def test_a_failing_background_fetch_does_not_break_acquire(caplog):
     assert tokens.acquire() == "g1"
 
 
-@pytest.mark.parametrize("length", [0, 1, 2, 6, 7, 12, 13, 20, 200])
-def test_redact_never_returns_the_whole_token(length):
+@pytest.mark.parametrize("length", [0, 1, 2, 6, 7, 12, 13, 16, 20, 39, 40, 49, 200])
+def test_redact_never_reveals_a_meaningful_share_of_the_token(length):
     token = "".join(chr(ord("a") + i % 26) for i in range(length))
     shown = redact(token)
     assert shown and (token not in shown or not token)
     revealed = shown.split("…")[0]
     assert token.startswith(revealed)
-    assert len(revealed) <= min(6, length // 2)
+    assert len(revealed) <= min(6, length * 0.15)
+    assert redact("mysecrettoken123") == "…(16 chars)"  # a short ZAI_TOKEN: nothing of it
 
 
 def test_redact_real_looking_jwt():

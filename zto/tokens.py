@@ -140,6 +140,16 @@ def user_id_of(token: str) -> str:
     return "guest"
 
 
+REDACTED_PREFIX = 6
+# A prefix is shown only when it is a small share of the secret (at most 15%): enough
+# to tell real keys (49 chars) and JWTs (about 190) apart, nothing of a short secret.
+SHOWN_FROM_CHARS = 40
+SHOWN_LENGTH_FROM_CHARS = 13
+
+
 def redact(token: str) -> str:
-    """A token as it may appear in logs: never whole."""
-    return f"{token[:6]}…({len(token)} chars)" if len(token) > 12 else "…"
+    """A token as it may appear in logs: never whole, and of a short one nothing but
+    its length (``0f3c9a…(49 chars)``, ``…(16 chars)``, ``…``)."""
+    if len(token) >= SHOWN_FROM_CHARS:
+        return f"{token[:REDACTED_PREFIX]}…({len(token)} chars)"
+    return f"…({len(token)} chars)" if len(token) >= SHOWN_LENGTH_FROM_CHARS else "…"
