@@ -411,6 +411,21 @@ def test_only_expired_tokens_means_no_completion(fake, make_settings):
     assert fake.requests == [] and run.code == 1
 
 
+def test_the_doctor_and_the_readme_say_alike_where_a_token_is_found(fake, make_settings):
+    expired = jwt({"id": TOKEN_USER, "exp": int(time.time()) - 60})
+    fix = check(make_settings(zai_tokens=(expired,)), fake).failed("ZAI_TOKEN #1 ").split(" → ", 1)[1]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for way in ("F12 → Application → Local Storage → https://chat.z.ai → token",
+                "F12 → Network → any /api/ request → its Authorization: Bearer header"):
+        assert way in fix and way in readme, way
+
+
+def test_a_short_token_is_not_shown_even_in_part(fake, make_settings):
+    token = "mysecrettoken123"
+    run = check(make_settings(zai_tokens=(token,)), fake)
+    assert "…(16 chars)" in run.line("ZAI_TOKEN #1 ") and "mysecr" not in run.text
+
+
 def test_a_token_that_is_not_a_jwt_is_a_warning_and_still_tried(fake, make_settings):
     token = "not-a-jwt-but-long-enough"
     fake.accepted_tokens = (token,)
@@ -541,11 +556,34 @@ def test_unreachable_official_api(api_settings, closed_port):
     assert run.code == 1
 
 
+def hear_nothing(conn, stop):
+    """Reads the request, then says nothing until the test ends."""
+    with conn:
+        try:
+            conn.recv(65536)
+            stop.wait(10)
+        except OSError:
+            pass
+
+
+def test_a_silent_official_api_names_the_settings_to_check(api_settings):
+    with raw_server(hear_nothing) as port:
+        base = f"http://127.0.0.1:{port}/api/paas/v4"
+        run = check(api_settings(api_base=base), completion_timeout_s=0.5)
+    line = run.failed("official API ZAI_API_KEY #1")
+    found, fix = line.split(" → ")
+    assert "no answer in time" in found
+    assert f"ZAI_API_BASE (now {base})" in fix and "UPSTREAM_PROXY" in fix and "UPSTREAM_READ_TIMEOUT" in fix
+    assert run.code == 1
+
+
 def test_web_refuses_but_the_api_answers_exits_0(fake, official, api_settings):
     fake.captcha_required = True
     run = check(api_settings(upstreams=("web", "api")), fake)
     assert "upstreams web then api (UPSTREAMS=web,api)" in run.ok("settings")
-    assert "captcha" in run.failed("web completion")
+    web = run.failed("web completion")
+    assert "captcha" in web and "the official API answers instead" in web
+    assert "set ZAI_API_KEY" not in web and "UPSTREAMS=web,api" not in web  # already so: no advice to set them
     run.ok("official API ZAI_API_KEY #1")
     assert run.code == 0 and run.lines[-1] == "✓ zto can answer with this setup."
 

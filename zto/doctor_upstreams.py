@@ -52,6 +52,9 @@ WEB_OUTCOMES = {
     "upstream_empty_answer": "empty answer",
 }
 FREE_MODEL = ("GLM-4.5-Flash", "glm-4.5-flash")
+# Where a logged-in user finds their token (the README says the same).
+TOKEN_HOWTO = ("in a browser logged in to chat.z.ai, F12 → Application → Local Storage → https://chat.z.ai → token, "
+               "or F12 → Network → any /api/ request → its Authorization: Bearer header")
 
 
 def one_word_chat(settings: Settings, **body) -> ChatRequest:
@@ -155,11 +158,11 @@ def _web_tokens(doctor, session: requests.Session) -> list[tuple[str, str]]:
         expiry = claims.get("exp")
         if not claims:
             report.step("warn", what, "not a JWT: its expiry cannot be read",
-                        "copy the whole token from chat.z.ai (F12 → Application → Local Storage → token)")
+                        f"copy the whole token into ZAI_TOKEN: {TOKEN_HOWTO}")
         elif isinstance(expiry, (int, float)) and not isinstance(expiry, bool):
             if expiry <= now:
                 report.step("fail", what, f"expired {date(expiry)} ({span(now - expiry)} ago)",
-                            "take a fresh token from chat.z.ai into ZAI_TOKEN")
+                            f"put a fresh token into ZAI_TOKEN: {TOKEN_HOWTO}")
                 continue
             report.step("ok", what, f"user id {user_id_of(token)}, expires {date(expiry)} (in {span(expiry - now)})")
         else:
@@ -184,7 +187,14 @@ def _web_completion(doctor, session: requests.Session, version: str, label: str,
         finally:
             answer.close()
     except UpstreamError as exc:
-        doctor.report.step("fail", what, f"{WEB_OUTCOMES.get(exc.code, exc.code or 'failed')}: {exc.message}")
+        outcome = WEB_OUTCOMES.get(exc.code, exc.code or "failed")
+        if exc.code == "upstream_captcha_required" and "api" in s.upstream_order:
+            doctor.report.step("fail", what, f"{outcome}: Z.ai's web chat requires human verification (a captcha) "
+                               "on every answer, which zto cannot provide; the official API answers instead "
+                               "(checked below)")
+        else:
+            doctor.report.step("fail", what, f"{outcome}: {exc.message}",
+                               silence_fix(exc.code, s, "UPSTREAM_URL", s.upstream_url))
         return exc.code or "failed"
     doctor.report.step("ok", what, f"answered: {shown(text)}")
     return "answered"
@@ -227,15 +237,28 @@ def _api_completion(doctor, session: requests.Session, number: int, key: str, mo
         finally:
             answer.close()
     except UpstreamError as exc:
-        outcome, fix = api_outcome(exc.code, model_id, doctor.settings.model_name)
+        outcome, fix = api_outcome(exc.code, model_id, doctor.settings)
         doctor.report.step("fail", what, f"{outcome}: {exc.message}", fix)
         return exc.code or "failed"
     doctor.report.step("ok", what, f"works: answered {shown(text)}")
     return "answered"
 
 
-def api_outcome(code: str | None, model_id: str, model_name: str) -> tuple[str, str]:
+def silence_fix(code: str | None, settings: Settings, url_setting: str, url: str) -> str:
+    """The settings to look at when an upstream did not answer (in time, or at all)."""
+    if code not in ("upstream_timeout", "upstream_unavailable"):
+        return ""
+    proxy = "UPSTREAM_PROXY (set)" if settings.upstream_proxy else "UPSTREAM_PROXY (not set)"  # may hold a password
+    where = f"check {url_setting} (now {url}) and {proxy}"
+    if code == "upstream_unavailable":
+        return where
+    return (f"{where}; if answers are only slow, the service itself waits UPSTREAM_READ_TIMEOUT "
+            f"(now {settings.read_timeout_s:g} s)")
+
+
+def api_outcome(code: str | None, model_id: str, settings: Settings) -> tuple[str, str]:
     """(what an official API refusal means, the setting to change) for its error code."""
+    model_name = settings.model_name
     if code == "upstream_unauthorized":
         return "bad key (1000-1003)", "replace this key in ZAI_API_KEY with one from the Z.ai console"
     if code == "insufficient_quota":
@@ -249,5 +272,7 @@ def api_outcome(code: str | None, model_id: str, model_name: str) -> tuple[str, 
     if code == "upstream_not_found":
         return "no such endpoint", "check ZAI_API_BASE"
     if code == "upstream_timeout":
-        return "no answer in time", ""
+        return "no answer in time", silence_fix(code, settings, "ZAI_API_BASE", settings.api_base)
+    if code == "upstream_unavailable":
+        return "connection failed", silence_fix(code, settings, "ZAI_API_BASE", settings.api_base)
     return code or "failed", ""
