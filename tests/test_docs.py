@@ -88,3 +88,14 @@ def test_the_readme_lists_every_role_the_api_accepts(client, auth):
     readme = " ".join((ROOT / "README.md").read_text().split())
     sentence = readme[readme.index("roles `system`"):].split(")", 1)[0]
     assert set(re.findall(r"`(\w+)`", sentence)) & set(ROLE_CANDIDATES) == accepted
+
+
+def test_the_quick_start_checks_with_a_real_answer():
+    """Listing models asks nothing of Z.ai: the quick start checks with the doctor and a
+    chat request, and says what the web chat alone answers."""
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme[readme.index("## Quick start"):readme.index("## Using it")]
+    check = quick_start[quick_start.index("Then check it"):]
+    assert "make doctor" in check and "/v1/chat/completions" in check
+    assert "curl http://localhost:9090/v1/models\n" not in quick_start
+    assert "403 `upstream_captcha_required`" in " ".join(check.split())
