@@ -16,6 +16,7 @@ In-process::
 As its own process (prints the origin on the first stdout line, serves until killed)::
 
     python tests/fake_zai.py --port 0 --scheme hmac
+    python tests/fake_zai.py --captcha   # every answer refused for a captcha, as Z.ai since May 2026
 
 For benchmarks (``bench/``): ``latency`` (``--latency``) delays the headers of every
 answer, a simulated network round trip; ``GET /_fake/stats`` answers the counters
@@ -615,10 +616,13 @@ def main(argv=None) -> None:
     parser.add_argument("--chunk-delay", type=float, default=0.0)
     parser.add_argument("--latency", type=float, default=0.0,
                         help="seconds before the headers of every answer (a simulated round trip)")
+    parser.add_argument("--captcha", action="store_true",
+                        help="refuse every answer with the captcha refusal, as Z.ai's web chat does since May 2026")
     args = parser.parse_args(argv)
     fake = FakeZai(scheme=args.scheme, secret=args.secret, landing_version=args.landing_version or None,
                    min_fe_version=args.min_fe_version or None, accepted_tokens=args.accept_token,
                    chunk_delay=args.chunk_delay, latency=args.latency, port=args.port).start()
+    fake.captcha_required = args.captcha
     fake.serve_until_stopped(fake.origin)
 
 

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import pytest
@@ -281,13 +282,22 @@ def test_accepted_tokens(session):
         assert r.status_code == 200 and "Hello" in r.text
 
 
-def test_runs_as_a_process():
-    proc = subprocess.Popen([sys.executable, str(Path(fake_zai.__file__)), "--port", "0"],
-                            stdout=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("captcha", [False, True], ids=["answers", "captcha"])
+def test_runs_as_a_process(captcha):
+    """``--captcha`` refuses every answer, as Z.ai does since May 2026; without it the
+    fake answers."""
+    proc = subprocess.Popen([sys.executable, str(Path(fake_zai.__file__)), "--port", "0",
+                             *(["--captcha"] if captcha else [])], stdout=subprocess.PIPE, text=True)
     try:
         origin = proc.stdout.readline().strip()
         assert origin.startswith("http://127.0.0.1:")
-        assert requests.get(origin + "/api/v1/auths/", timeout=5).json()["role"] == "guest"
+        token = requests.get(origin + "/api/v1/auths/", timeout=5).json()["token"]
+        for _ in range(2):
+            url, raw, headers = build(SimpleNamespace(completions_url=origin + "/api/chat/completions"), token, "hi")
+            answer = requests.post(url, data=raw, headers=headers, timeout=5)
+            assert answer.status_code == 200
+            refused = [event for event in events_of(answer.text) if event.get("error") == zai_scenarios.CAPTCHA_ERROR]
+            assert bool(refused) == captcha and ("Hello" in answer.text) != captcha
     finally:
         proc.terminate()
         proc.wait(5)
