@@ -95,8 +95,9 @@ def clean_environment() -> dict[str, str]:
 
 
 def start_fake(kind: str, workdir: Path, *, accept_tokens: tuple[str, ...] = (), accept_keys: tuple[str, ...] = (),
-               latency: float = 0.0, timeout: float = 15.0) -> Proc:
-    """Start a fake Z.ai upstream (``asyncio`` or ``threaded``); wait for its origin line."""
+               latency: float = 0.0, extra: tuple[str, ...] = (), timeout: float = 15.0) -> Proc:
+    """Start a fake Z.ai upstream (``asyncio`` or ``threaded``; ``extra``: more of its
+    command-line options); wait for its origin line."""
     if kind == "asyncio":
         command = [sys.executable, "-m", "bench.fake_async"]
     else:
@@ -108,6 +109,7 @@ def start_fake(kind: str, workdir: Path, *, accept_tokens: tuple[str, ...] = (),
         command += ["--accept-key", key]
     if latency:
         command += ["--latency", str(latency)]
+    command += list(extra)
     log_path = workdir / f"fake-{kind}-{time.monotonic_ns()}.log"
     env = clean_environment()
     env["PYTHONPATH"] = str(ROOT)

@@ -332,6 +332,9 @@ class _Handler(TrackedHandler):
         )
         with fake._lock:
             fake.requests.append(rec)
+            fake.completions += 1
+            if fake.keep_requests is not None and len(fake.requests) > fake.keep_requests:
+                del fake.requests[0]
 
         verdict = check_completion(fake, token, query, rec.headers, raw, body, prompt)
         if verdict == "stale":
@@ -396,6 +399,7 @@ class _Handler(TrackedHandler):
                     time.sleep(0.001)
 
         rec.status = 200
+        opened = False
         try:
             if opts.get("slow"):
                 fake._stopping.wait(float(opts["slow"]))
@@ -409,6 +413,7 @@ class _Handler(TrackedHandler):
             else:
                 self.send_header("Connection", "close")
             self.end_headers()
+            opened = self._count_open(+1)
             delay = opts["delay"] if isinstance(opts.get("delay"), float) else fake.chunk_delay
             cut_at = max(1, len(blocks) // 2) if opts.get("cut") else None
             for i, block in enumerate(blocks):
@@ -444,6 +449,14 @@ class _Handler(TrackedHandler):
             self.close_connection = True
             with fake._lock:
                 fake.streams_aborted += 1
+        finally:
+            if opened:
+                self._count_open(-1)
+
+    def _count_open(self, step: int) -> bool:
+        with self.fake._lock:
+            self.fake.streams_open += step
+        return True
 
     def _count_finished(self, rec: RecordedRequest, step: int) -> None:
         rec.outcome = "finished" if step > 0 else None
@@ -545,6 +558,9 @@ class FakeZai(LoopbackFake):
         self.guest_tokens: list[str] = []
         self.streams_finished = 0
         self.streams_aborted = 0
+        self.streams_open = 0  # answer streams being sent now
+        self.keep_requests: int | None = None  # keep only the last N RecordedRequests (a soak sends 8 MB bodies)
+        self.completions = 0
         self._users: dict[str, dict] = {}
         self._failures: list[str] = []
 
@@ -566,8 +582,9 @@ class FakeZai(LoopbackFake):
         """The counters ``GET /_fake/stats`` answers."""
         with self._lock:
             return {"connections_opened": self.connections_opened, "connections_open": len(self._sockets),
-                    "completions": len(self.requests), "streams_finished": self.streams_finished,
-                    "streams_aborted": self.streams_aborted, "guest_tokens": len(self.guest_tokens)}
+                    "completions": self.completions, "streams_finished": self.streams_finished,
+                    "streams_aborted": self.streams_aborted, "streams_open": self.streams_open,
+                    "guest_tokens": len(self.guest_tokens)}
 
     def reset(self) -> None:
         with self._lock:
@@ -618,12 +635,15 @@ def main(argv=None) -> None:
                         help="seconds before the headers of every answer (a simulated round trip)")
     parser.add_argument("--captcha", action="store_true",
                         help="refuse every answer with the captcha refusal, as Z.ai's web chat does since May 2026")
+    parser.add_argument("--keep-requests", type=int, default=None,
+                        help="keep only the last N requests in memory (long runs with big bodies)")
     args = parser.parse_args(argv)
     fake = FakeZai(scheme=args.scheme, secret=args.secret, landing_version=args.landing_version or None,
                    min_fe_version=args.min_fe_version or None, accepted_tokens=args.accept_token,
-                   chunk_delay=args.chunk_delay, latency=args.latency, port=args.port).start()
+                   chunk_delay=args.chunk_delay, latency=args.latency, port=args.port)
     fake.captcha_required = args.captcha
-    fake.serve_until_stopped(fake.origin)
+    fake.keep_requests = args.keep_requests
+    fake.start().serve_until_stopped(fake.origin)
 
 
 if __name__ == "__main__":

@@ -415,3 +415,25 @@ def test_the_guest_reserve_grows_when_demand_outruns_it():
     gate.set()
     assert wait_for(lambda: len(tokens._ready) == 4)  # the reserve doubled to 4
     assert len(set(handed)) == 3 and len(set(fetch.issued)) == len(fetch.issued)
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 65535, 65536, 65537, 3 * 65536 + 1])
+def test_hmac_signature_fed_in_pieces_equals_the_fakes(length):
+    """The prompt is base64-encoded piece by piece; the fake computes it whole."""
+    from fake_zai import hmac_signature as fakes
+
+    prompt = "".join("ab你🙂"[(i * 7) % 4] for i in range(length))
+    ours = hmac_signature("secret", timestamp_ms=1700000000000, request_id="r-1", user_id="u-1", prompt=prompt)
+    assert ours == fakes("secret", 1700000000000, "r-1", "u-1", prompt)
+
+
+@pytest.mark.parametrize("prompt", ["short", "x" * 70000, "你好🙂\\\"\n" * 20000])
+def test_a_long_prompt_encoded_once_gives_the_same_body(prompt):
+    import json
+
+    from zto.web_request import encode_body
+
+    body = {"stream": True, "messages": [{"role": "system", "content": "be brief"},
+                                         {"role": "user", "content": prompt}], "signature_prompt": prompt,
+            "params": {"temperature": 0.5}}
+    assert encode_body(body, prompt) == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

@@ -49,7 +49,7 @@ def _check_api_key() -> None:
                            local_client=local)
 
 
-def read_body() -> bytes:
+def read_body() -> bytearray:
     """The request body, within MAX_REQUEST_BYTES and BODY_TIMEOUT_S (``client_io``)."""
     return client_io.read_body(resources().settings)
 

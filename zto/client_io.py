@@ -6,6 +6,13 @@ the client must make progress.
   began, however it trickles (a byte now and then does not keep it alive); 400 for a
   body that is not valid HTTP (a malformed chunked encoding). After a 408 or a 400 the
   connection is closed: what is left of the body cannot be told from a next request.
+- Big bodies take turns: a body of ``BIG_BODY_BYTES`` or more is read only once it
+  fits in ``BODY_BUDGET_BYTES`` with the other big bodies being read and turned into
+  an upstream request (held until the view has answered). Each costs several times
+  its size while it is decoded, rendered and encoded, and each of those steps holds
+  the event loop; taking turns bounds both the memory and how long a stream's next
+  chunk waits. A body waiting its turn stays in the kernel's socket buffers, and its
+  ``BODY_TIMEOUT_S`` starts when its turn comes.
 - ``departure_checked``: a whole answer being gathered stops, and its upstream is
   closed, as soon as the client has gone (checked at each upstream event), instead of
   running to its end for nobody.
@@ -30,7 +37,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 
-from flask import Flask, Response, after_this_request, request
+from flask import Flask, Response, after_this_request, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import InvalidRequest, ProxyError
@@ -39,7 +46,37 @@ from .shutdown import WatchedAnswer
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 65536
+READ_SIZE = 1024 * 1024  # gunicorn copies its read-ahead buffer on every read: few big reads
+BIG_BODY_BYTES = 1024 * 1024
+BODY_BUDGET_BYTES = 16 * 1024 * 1024  # two 8 MB bodies (MAX_REQUEST_BYTES' default) at a time
+BUDGET = "zto.body_budget"
+
+
+class BodyBudget:
+    """Bytes of big bodies in progress at once, handed out first come, first served; a
+    body larger than the whole budget waits for all of it."""
+
+    def __init__(self, capacity: int = BODY_BUDGET_BYTES) -> None:
+        self.capacity = capacity
+        self._free = capacity
+        self._queue: list[object] = []
+        self._changed = threading.Condition()
+
+    def acquire(self, size: int) -> int:
+        size = min(size, self.capacity)
+        ticket = object()
+        with self._changed:
+            self._queue.append(ticket)
+            self._changed.wait_for(lambda: self._queue[0] is ticket and self._free >= size)
+            self._queue.pop(0)
+            self._free -= size
+            self._changed.notify_all()
+        return size
+
+    def release(self, size: int) -> None:
+        with self._changed:
+            self._free += size
+            self._changed.notify_all()
 
 
 class BodyTimeout(ProxyError):
@@ -69,12 +106,13 @@ def _shutdown(sock: socket.socket, how: int) -> None:
         pass  # already gone
 
 
-def read_body(settings: Settings) -> bytes:
+def read_body(settings: Settings) -> bytearray:
     limit = settings.max_body_bytes
     too_large = ProxyError(f"The request body is larger than MAX_REQUEST_BYTES ({limit} bytes).",
                            status=413, code="request_too_large")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
+    _take_turn(request.content_length or limit)
     sock = _client_socket()
     late = threading.Event()
     timer = None
@@ -93,6 +131,7 @@ def read_body(settings: Settings) -> bytes:
     try:
         while data := request.stream.read(READ_SIZE):
             body += data
+            time.sleep(0)  # under gevent, let the streams run: a body already in the buffers reads without a pause
     except RequestEntityTooLarge:
         raise too_large from None
     except Exception as exc:  # gunicorn's and werkzeug's errors for a broken or cut body
@@ -108,7 +147,17 @@ def read_body(settings: Settings) -> bytes:
         _close_after_answer(sock)
         raise _late(settings, request.remote_addr, len(body))
     log.debug("body of %d bytes read in %.3f s", len(body), time.monotonic() - started)
-    return bytes(body)
+    if len(body) >= BIG_BODY_BYTES:
+        time.sleep(0)  # under gevent, let the streams run before this body is decoded
+    return body  # not copied into bytes: JSON decoders take a bytearray as it is
+
+
+def _take_turn(size: int) -> None:
+    """Wait until a big body fits in the budget; it is given back when the request ends."""
+    if size < BIG_BODY_BYTES:
+        return
+    budget: BodyBudget = current_app.extensions[BUDGET]
+    g.body_budget = budget.acquire(size)
 
 
 def _late(settings: Settings, client: str | None, received: int) -> BodyTimeout:
@@ -149,6 +198,14 @@ def departure_checked(answer):
 
 
 def init_app(app: Flask, settings: Settings) -> None:
+    app.extensions[BUDGET] = BodyBudget()
+
+    @app.teardown_request
+    def give_back_budget(_error) -> None:
+        taken = g.pop("body_budget", 0)
+        if taken:
+            app.extensions[BUDGET].release(taken)
+
     @app.after_request
     def bound_writes(response: Response) -> Response:
         sock = _client_socket()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import time
 from collections.abc import Iterator
 from http import cookiejar
 
@@ -44,6 +45,7 @@ from .settings import Settings
 READ_SIZE = 65536
 DRAIN_LIMIT = 256 * 1024  # bytes read past the answer's end to keep the connection
 DRAIN_TIMEOUT_S = 0.05
+BIG_BODY_BYTES = 1024 * 1024  # a request body this big took a while to build
 
 
 class _NoCookies(cookiejar.DefaultCookiePolicy):
@@ -146,10 +148,14 @@ def send_prepared(session: requests.Session, method: str, url: str, headers: dic
     prepared.headers["Content-Length"] = str(len(body))
     prepared.body = body
     prepared.hooks = {"response": []}
+    if len(body) >= BIG_BODY_BYTES:
+        time.sleep(0)  # under gevent, let the streams run: building this body held the event loop
     try:
         return session.send(prepared, **kwargs)
     except requests.RequestException as exc:
         raise translate_exception(exc, upstream, url_setting) from exc
+    finally:
+        prepared.body = None  # sent; the answer keeps its request, but need not keep megabytes of body
 
 
 def error_text(response: requests.Response, limit: int = 2000) -> str:
