@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench doctor clean
+.PHONY: run test lint bench soak doctor clean
 
 run: $(VENV)/.runtime
 	exec $(BIN)/gunicorn -c gunicorn.conf.py
@@ -22,6 +22,11 @@ lint: $(VENV)/.dev
 # directly; prints the table, writes bench/results/latest.json. BENCH_ARGS="--quick --only a,c".
 bench: $(VENV)/.runtime
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# A few minutes of hostile and faulty traffic on loopback (bench/soak.py): outcomes by kind,
+# the worker's RSS and fds, the fake's open streams, the big-body figures. SOAK_ARGS="--seconds 30".
+soak: $(VENV)/.runtime
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 # Check the configured setup (environment, .env.local, .env) against the real upstreams,
 # one line per step; exits 0 only if some configured upstream answers (README, Troubleshooting).
