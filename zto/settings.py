@@ -271,7 +271,8 @@ class Settings:
         "a client that reads nothing for this long is cut off and its upstream answer closed")
     body_timeout_s: float = _setting(
         "BODY_TIMEOUT_S", "30", _seconds,
-        "the whole request body must arrive within this long of its headers (408 after)")
+        "the whole request body must arrive within this long of zto starting to read it (at once, or for bodies"
+        " of 1 MB and more when their turn comes; 408 after)")
     cors_origins: tuple[str, ...] = _setting(
         "CORS_ORIGINS", "*", _origins,
         "origins browsers may call the API from: * (any, as the original) or a comma-separated list")
