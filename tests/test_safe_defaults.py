@@ -188,6 +188,7 @@ def test_ten_wrong_keys_block_the_address_for_a_minute(keyed, path, caplog):
     assert [r.status_code for r in blocked] == [429, 429, 429]  # the right key too, while blocked
     assert "try again" in blocked[1].get_json()["error"]["message"]
     assert blocked[1].get_json()["error"]["code"] == "too_many_wrong_keys"
+    assert all(0 < int(r.headers["Retry-After"]) <= 60 for r in blocked)
     assert "try again" in blocked[2].get_data(as_text=True)  # the login page says it in HTML
     # Another address is not affected.
     assert keyed.get("/metrics", headers=right, environ_base={"REMOTE_ADDR": "198.51.100.10"}).status_code == 200

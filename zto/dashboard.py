@@ -98,7 +98,8 @@ def login():
     try:
         page_auth.refuse_if_blocked()
     except page_auth.TooManyWrongKeys as refusal:
-        return render_template("login.html", next=target, failed=False, blocked=refusal.message), 429, NO_STORE
+        return (render_template("login.html", next=target, failed=False, blocked=refusal.message), 429,
+                {**NO_STORE, **refusal.headers})
     if request.method == "GET":
         return render_template("login.html", next=target, failed=False), 200, NO_STORE
     if not page_auth.key_matches(settings, request.form.get("key", "")):

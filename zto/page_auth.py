@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
@@ -119,8 +120,10 @@ def refuse_if_blocked() -> None:
     if seconds:
         log.warning("DASHBOARD_KEY: refused %s %s: too many wrong keys, blocked for %.0f s more",
                     request.remote_addr, request.path, seconds)
-        raise TooManyWrongKeys(f"Too many wrong DASHBOARD_KEY attempts from this address: try again in "
-                               f"{seconds:.0f} s.")
+        refusal = TooManyWrongKeys(f"Too many wrong DASHBOARD_KEY attempts from this address: try again in "
+                                   f"{math.ceil(seconds)} s.")
+        refusal.headers = {"Retry-After": str(math.ceil(seconds))}
+        raise refusal
 
 
 def count_wrong_key() -> None:
