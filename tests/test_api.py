@@ -19,6 +19,7 @@ import zai_scenarios
 from conftest import API_KEY, ask, wait_for
 from fake_zai import jwt_user_id
 from zto import create_app
+from zto.token_estimate import estimate_tokens
 
 USER = [{"role": "user", "content": "hi"}]
 THINKING = zai_scenarios.SCENARIOS["thinking"]
@@ -455,12 +456,17 @@ def test_thinking_answer(client):
     assert body["usage"] == USAGE
 
 
-def test_usage_is_zero_when_upstream_gives_none(client):
-    body = ask(client, "scenario:no_usage").get_json()
+def test_usage_is_estimated_when_upstream_gives_none(client):
+    """Not zeros presented as counts: the estimator of count_tokens, marked as such."""
+    prompt = "scenario:no_usage " + "word " * 40
+    expected_prompt = estimate_tokens(json.dumps([{"role": "user", "content": prompt}], ensure_ascii=False))
+    expected = {"prompt_tokens": expected_prompt, "completion_tokens": estimate_tokens("No usage here."),
+                "total_tokens": expected_prompt + estimate_tokens("No usage here."), "estimated": True}
+    body = ask(client, prompt).get_json()
     assert body["choices"][0]["message"]["content"] == "No usage here."
-    assert body["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    chunks = events(ask(client, "scenario:no_usage", stream=True, stream_options={"include_usage": True}))
-    assert chunks[-2]["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert body["usage"] == expected and expected_prompt > 40
+    chunks = events(ask(client, prompt, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-2]["usage"] == expected
 
 
 def test_thinking_stream(client):

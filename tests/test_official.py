@@ -10,7 +10,7 @@ import pytest
 import fake_official
 from zto.chat_request import build_chat_request
 from zto.errors import ProxyError, UpstreamRejected
-from zto.official import ApiKeys, ChunkDecoder, api_model, build_body, rejection
+from zto.official import PROBE_INTERVAL_S, ApiKeys, ChunkDecoder, api_model, build_body, rejection
 from zto.settings import DEFAULT_API_MODEL_MAP, load_settings
 from zto.upstreams import TICK, Piece
 
@@ -271,3 +271,20 @@ def test_when_every_key_is_set_aside_the_latest_refusal_answers():
     error = keys.all_set_aside()
     assert (error.status, error.code) == (429, "insufficient_quota")
     assert "API_KEY_COOLDOWN_S" in error.message and "arrears" in error.message
+
+
+def test_with_every_key_set_aside_one_request_every_interval_probes_the_first_to_come_back():
+    clock = Clock()
+    keys = ApiKeys(("a", "b"), 600, clock)
+    keys.set_aside("a", rejection(401, "1000", "bad"))
+    clock.now += 5
+    keys.set_aside("b", rejection(429, "1113", "arrears"))
+    assert keys.acquire() is None and keys.probe() is None  # a refusal just now: no probe yet
+    assert "first comes back in 595 s" in keys.all_set_aside().message
+    clock.now += PROBE_INTERVAL_S
+    assert keys.probe() == "a"  # its cool-down ends first
+    assert keys.probe() is None  # one probe per interval
+    clock.now += PROBE_INTERVAL_S
+    assert keys.probe() == "a"
+    keys.answered("a")
+    assert keys.acquire() == "a" and [k["key"] for k in keys.set_aside_now()] == ["…"]

@@ -13,7 +13,7 @@ from zto.chat_request import build_chat_request
 from zto.errors import UpstreamRejected, UpstreamUnavailable
 from zto.http import build_session
 from zto.metrics import Metrics
-from zto.official import OfficialUpstream
+from zto.official import PROBE_INTERVAL_S, OfficialUpstream
 from zto.settings import load_settings
 
 KEY, OTHER_KEY = DEFAULT_KEYS
@@ -216,3 +216,21 @@ def test_keys_in_use_and_errors_are_counted(make_upstream, official):
     with pytest.raises(UpstreamRejected):
         upstream.start(chat(upstream))
     assert 'zto_upstream_errors_total{kind="balance"} 2.0' in upstream.metrics.render().decode()
+
+
+def test_a_single_key_refused_once_is_probed_and_back_within_the_probe_interval(make_upstream, official):
+    """One 1113 must not mean API_KEY_COOLDOWN_S of outage once the account is topped up."""
+    upstream = make_upstream(keys=(KEY,))
+    now = [1000.0]
+    upstream.keys._clock = lambda: now[0]
+    official.fail_key(KEY, "1113")
+    with pytest.raises(UpstreamRejected):
+        upstream.start(chat(upstream))
+    official.fail_key(KEY, None)  # topped up
+    with pytest.raises(UpstreamRejected) as refused:  # within the interval: fails at once
+        upstream.start(chat(upstream))
+    assert "comes back in 600 s" in refused.value.message and len(official.requests) == 1
+    now[0] += PROBE_INTERVAL_S
+    assert read(upstream.start(chat(upstream)))[1] == "Hello from glm-4.6!"  # the probe
+    assert read(upstream.start(chat(upstream)))[1] == "Hello from glm-4.6!"  # back in use
+    assert upstream.keys.set_aside_now() == []

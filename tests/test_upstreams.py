@@ -65,7 +65,13 @@ class StandInApi:
     def models(self) -> list[str]:
         return ["GLM-4.6", "GLM-4.5-Flash"]
 
+    def serves(self, model: str) -> bool:
+        return model.lower() in ("glm-4.6", "glm-4.5-flash")
+
     def unsupported(self, chat) -> str | None:
+        return None
+
+    def drops(self, chat) -> str | None:
         return None
 
     def start(self, chat) -> StandInAnswer:
@@ -299,8 +305,14 @@ class Refusing:
     def models(self) -> list[str]:
         return []
 
+    def serves(self, model: str) -> bool:
+        return True
+
     def unsupported(self, chat) -> str | None:
         return self._unsupported
+
+    def drops(self, chat) -> str | None:
+        return None
 
     def start(self, chat):
         self.asked += 1
@@ -331,9 +343,9 @@ def test_an_upstream_that_cannot_serve_is_skipped_unless_none_can():
     api = StandInApi()
     router = Upstreams([web, api], Metrics())
     answer = router.start(chat_request())
-    assert web.asked == 0 and answer.fell_back is False and router.warning(chat_request(), "c") is None
+    assert web.asked == 0 and answer.fell_back is False and router.warning(chat_request(), answer, "c") is None
     alone = Upstreams([web], Metrics())
-    assert alone.warning(chat_request(), "c") == "no tools here"
+    assert alone.warning(chat_request(), answer, "c") == "no tools here"
 
 
 def test_a_426_is_retried_once_with_the_front_end_version_read_again(client, fake):

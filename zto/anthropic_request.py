@@ -30,6 +30,7 @@ import re
 from collections.abc import Iterable
 
 from .errors import InvalidRequest
+from .token_estimate import estimate_tokens as estimate_text_tokens
 
 CLAUDE_PREFIX = "claude-"
 # Claude Code's "[1m]"-style context suffixes on a model name.
@@ -38,8 +39,6 @@ ROLES = ("user", "assistant", "system")
 THINKING_ON = ("enabled", "adaptive", "between_tools")
 TOOL_CHOICES = ("auto", "any", "tool", "none")
 ERROR_RESULT_PREFIX = "[tool error] "
-# About four characters per token for English and code, about one per CJK character.
-CHARS_PER_TOKEN = 4
 
 
 def _fail(message: str, param: str | None = None) -> InvalidRequest:
@@ -291,7 +290,6 @@ def to_openai_body(body, *, model_map: Iterable[tuple[str, str]], default_model:
 
 def estimate_tokens(body: dict) -> int:
     """A rough input token count of a Messages request: its system prompt, messages and
-    tools as JSON, at about four characters a token (one a token outside ASCII)."""
+    tools as JSON (``token_estimate``)."""
     text = json.dumps([body.get("system"), body.get("messages"), body.get("tools")], ensure_ascii=False)
-    ascii_chars = len(text.encode("ascii", "ignore"))
-    return max(1, -(-ascii_chars // CHARS_PER_TOKEN) + len(text) - ascii_chars)
+    return max(1, estimate_text_tokens(text))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from . import api_keys, client_io, shutdown
-from .chat_request import parse_chat_request
+from .chat_request import build_chat_request, decode_body
 from .completions import collect, sse_stream
 from .context import resources
 from .errors import ProxyError
@@ -22,7 +22,7 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 
 MODELS_CREATED = 1759190400  # 2025-09-30, when GLM-4.6 came out
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-WARNING_HEADER = "X-Zto-Warning"  # what the request was answered without (tools on the web chat)
+WARNING_HEADER = "X-Zto-Warning"  # what the request was answered without (tools on the web chat, -Search on the API)
 
 
 def _model(name: str) -> dict:
@@ -54,16 +54,25 @@ def read_body() -> bytearray:
     return client_io.read_body(resources().settings)
 
 
+def json_body() -> dict:
+    """The request body as a JSON object; the model it names, if any, is recorded at
+    once, so that a request refused as invalid still shows it on the dashboard."""
+    body = decode_body(read_body())
+    if isinstance(body.get("model"), str):
+        g.pending.model = body["model"][:200]
+    return body
+
+
 @bp.post("/chat/completions")
 def chat_completions():
     _check_api_key()
     res = resources()
     settings = res.settings
-    chat = parse_chat_request(read_body(), settings=settings)
+    chat = build_chat_request(json_body(), settings=settings)
     g.pending.model, g.pending.stream = chat.model, chat.stream
-    warning = res.upstreams.warning(chat, client=g.pending.client_ip)
     answer = shutdown.guard(current_app, res.upstreams.start(chat))
     g.pending.upstream, g.pending.fell_back = answer.upstream, answer.fell_back
+    warning = res.upstreams.warning(chat, answer, client=g.pending.client_ip)
     presenter = ThinkingPresenter(settings.thinking_mode)
     if chat.stream:
         body = sse_stream(answer, ChunkEncoder(chat.model), presenter, include_usage=chat.include_usage,

@@ -225,9 +225,8 @@ def build_chat_request(body: dict, *, settings: Settings) -> ChatRequest:
         raise _fail("'messages' must be a non-empty array of messages.", "messages")
     checked = [_message(m, i) for i, m in enumerate(raw_messages)]
     messages = [message for message, _ in checked]
-    # Every upstream needs something to answer: a question, or a tool's result.
-    if not any(m["role"] in ("user", "tool") for m in messages):
-        raise _fail("'messages' must include at least one user message.", "messages")
+    # An assistant turn alone is valid, as OpenAI has it: the official API answers it (it
+    # continues the turn); the web chat, which signs the last user message, refuses it.
 
     stream = _optional_bool(body, "stream", settings.default_stream)
     options = body.get("stream_options")
@@ -269,10 +268,17 @@ def build_chat_request(body: dict, *, settings: Settings) -> ChatRequest:
     )
 
 
-def parse_chat_request(raw: bytes, *, settings: Settings) -> ChatRequest:
-    """JSON-decode an OpenAI request body and build its ``ChatRequest``."""
+def decode_body(raw: bytes) -> dict:
+    """A request body that must be a JSON object, decoded."""
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise _fail("The request body is not valid JSON.") from None
-    return build_chat_request(body, settings=settings)
+    if not isinstance(body, dict):
+        raise _fail("The request body must be a JSON object.")
+    return body
+
+
+def parse_chat_request(raw: bytes, *, settings: Settings) -> ChatRequest:
+    """JSON-decode an OpenAI request body and build its ``ChatRequest``."""
+    return build_chat_request(decode_body(raw), settings=settings)

@@ -14,7 +14,7 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import anthropic_format
+from . import anthropic_format, tracking
 from .errors import ProxyError
 
 ANTHROPIC_PATH = "/v1/messages"  # messages.PATH: its errors are in Anthropic's shape
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def error_response(error: ProxyError):
+    tracking.note_error(error)
     if request.path == ANTHROPIC_PATH or request.path.startswith(ANTHROPIC_PATH + "/"):
         status = anthropic_format.error_status(error)
         response = jsonify(anthropic_format.error_body(status, error.message))

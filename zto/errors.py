@@ -32,6 +32,10 @@ class ProxyError(Exception):
     status = 500
     code: str | None = "internal_error"
     headers: dict[str, str] | None = None  # extra response headers, e.g. Retry-After
+    # For the dashboard: the upstream ("web" or "api") whose failure this is, and whether
+    # another upstream refused first (set by the router, ``upstreams.py``).
+    upstream: str | None = None
+    fell_back: bool = False
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None, param: str | None = None):
         super().__init__(message)

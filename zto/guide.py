@@ -73,4 +73,5 @@ def show_guide():
 
 @bp.get("/openapi.json")
 def openapi_document():
-    return jsonify(openapi.document(resources().settings, server_url()))
+    res = resources()
+    return jsonify(openapi.document(res.settings, server_url(), res.upstreams.models()))

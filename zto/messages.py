@@ -15,17 +15,15 @@ paths, werkzeug's 404/405/413 included, are rendered in Anthropic's shape by
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from . import api_keys, client_io, shutdown
 from .anthropic_format import MessageBuilder, MessageStream
 from .anthropic_request import estimate_tokens, stop_sequences, thinking_omitted, to_openai_body
-from .api import STREAM_HEADERS, WARNING_HEADER, read_body
+from .api import STREAM_HEADERS, WARNING_HEADER, json_body
 from .chat_request import build_chat_request
 from .context import resources
-from .errors import InvalidRequest, Unauthorized
+from .errors import Unauthorized
 from .metrics import Metrics
 from .streaming import stream_answer, whole_pieces
 from .upstreams import Answer
@@ -45,28 +43,18 @@ def check_api_key() -> None:
     api_keys.check_api_key(settings, key, local_client=local)
 
 
-def _json_body() -> dict:
-    try:
-        body = json.loads(read_body())
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise InvalidRequest("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    return body
-
-
 @bp.post("")
 def create_message():
     res = resources()
     settings = res.settings
-    body = _json_body()
+    body = json_body()
     openai_body = to_openai_body(body, model_map=settings.anthropic_model_map, default_model=settings.model_name)
     chat = build_chat_request(openai_body, settings=settings)
     model = body["model"]  # answers name the model the client asked for
     g.pending.model, g.pending.stream = model, chat.stream
-    warning = res.upstreams.warning(chat, client=g.pending.client_ip)
     answer = shutdown.guard(current_app, res.upstreams.start(chat))
     g.pending.upstream, g.pending.fell_back = answer.upstream, answer.fell_back
+    warning = res.upstreams.warning(chat, answer, client=g.pending.client_ip)
     builder = MessageBuilder(model, stop_sequences=stop_sequences(body), input_tokens=estimate_tokens(body),
                              omit_thinking=thinking_omitted(body))
     if chat.stream:
@@ -84,7 +72,7 @@ def create_message():
 
 @bp.post("/count_tokens")
 def count_tokens():
-    body = _json_body()
+    body = json_body()
     # Validated as a Messages request would be, but count_tokens takes no max_tokens.
     to_openai_body({**body, "max_tokens": 1}, model_map=(), default_model="")
     return jsonify({"input_tokens": estimate_tokens(body)})

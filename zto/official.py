@@ -36,8 +36,12 @@ Keys (``ApiKeys``): the keys of ``ZAI_API_KEY`` are used in turn. A key refused 
 authentication, balance or rate before the answer's first byte is retried once with
 the next key; one refused for authentication or balance is set aside for
 ``API_KEY_COOLDOWN_S`` (``/metrics`` and the dashboard list it by a redacted name).
-When every key is set aside, a request fails at once with the error the last refusal
-gave, without asking Z.ai. Keys are never logged whole.
+When every key is set aside, one request every ``PROBE_INTERVAL_S`` (30 s) tries the
+key whose cool-down ends first (a probe), so that an account topped up or a key
+fixed is back within 30 s rather than after the whole cool-down; an answer takes the
+key back into use at once. The other requests fail at once, without asking Z.ai,
+with the error the last refusal gave and when the first key comes back. Keys are
+never logged whole.
 
 The pure parts (``api_model``, ``build_body``, ``ChunkDecoder``, ``rejection``,
 ``ApiKeys``) are unit-tested without HTTP; ``OfficialUpstream`` joins them to the
@@ -76,6 +80,8 @@ PASSED_PARAMS = ("temperature", "top_p", "max_tokens", "stop")
 AUTH_CODES = frozenset({"1000", "1001", "1002", "1003"})
 RATE_CODES = frozenset({"1302", "1303", "1304", "1305"})
 BALANCE_CODE = "1113"
+# When every key is set aside: at most one request this often tries one (see ApiKeys.probe).
+PROBE_INTERVAL_S = 30.0
 # Seconds a client should wait after a rate refusal, when Z.ai does not say.
 RETRY_AFTER_S = {"1302": 1, "1303": 2, "1304": 60, "1305": 5}
 
@@ -91,9 +97,14 @@ def api_model(requested: str, model_map: tuple[tuple[str, str], ...], default_mo
     mapping = {key.lower(): value for key, value in model_map}
     if name.lower() in mapping:
         return mapping[name.lower()]
-    if name == name.lower() and name.startswith("glm"):
+    if is_official_id(name):
         return name
     return mapping.get(default_model.lower(), model_map[0][1])
+
+
+def is_official_id(name: str) -> bool:
+    """Whether ``name`` looks like an official model id (``glm-4.6``, ``glm-5-turbo``)."""
+    return name == name.lower() and name.startswith("glm")
 
 
 def build_body(chat: ChatRequest, model_id: str) -> dict:
@@ -267,11 +278,14 @@ def _http_rejection(response: requests.Response, model: str) -> UpstreamRejected
 class ApiKeys:
     """The keys of ``ZAI_API_KEY``, in turn, and the ones set aside for a while."""
 
-    def __init__(self, keys: tuple[str, ...], cooldown_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, keys: tuple[str, ...], cooldown_s: float, clock: Callable[[], float] = time.monotonic,
+                 probe_interval_s: float = PROBE_INTERVAL_S) -> None:
         if not keys:
             raise ValueError("ApiKeys needs at least one key")
         self._keys = keys
         self._cooldown_s = cooldown_s
+        self._probe_interval_s = probe_interval_s
+        self._last_probe: float | None = None
         self._clock = clock
         self._turn = 0
         self._aside: dict[str, tuple[float, UpstreamRejected]] = {}  # key -> (until, why)
@@ -297,18 +311,42 @@ class ApiKeys:
                     return key
         return None
 
+    def probe(self) -> str | None:
+        """With every key set aside: the key whose cool-down ends first, to try anyway,
+        if no key was refused nor probed in the last ``probe_interval_s``; else None."""
+        with self._lock:
+            now = self._clock()
+            if not self._aside or (self._last_probe is not None and now - self._last_probe < self._probe_interval_s):
+                return None
+            self._last_probe = now
+            key = min(self._aside, key=lambda k: self._aside[k][0])
+        log.info("every official API key is set aside: trying %s once anyway", redact(key))
+        return key
+
+    def answered(self, key: str) -> None:
+        """``key`` got an answer: if it was set aside (a probe), it is back in use."""
+        if key not in self._aside:  # the common case, without the lock
+            return
+        with self._lock:
+            if self._aside.pop(key, None) is not None:
+                log.info("official API key %s answered again: back in use", redact(key))
+
     def set_aside(self, key: str, why: UpstreamRejected) -> None:
         with self._lock:
-            self._aside[key] = (self._clock() + self._cooldown_s, why)
+            now = self._clock()
+            self._aside[key] = (now + self._cooldown_s, why)
+            self._last_probe = now  # a refusal is as good as a probe: the next one waits its interval
         log.warning("official API key %s set aside for %g s: %s", redact(key), self._cooldown_s, why.code)
 
     def all_set_aside(self) -> UpstreamRejected:
         """The error for a request when every key is set aside: the latest refusal's."""
         with self._lock:
             why = max(self._aside.values(), key=lambda entry: entry[0])[1]
+            first_back = min(until for until, _ in self._aside.values()) - self._clock()
         return UpstreamRejected(
             f"Every key in ZAI_API_KEY was refused lately and is set aside for API_KEY_COOLDOWN_S "
-            f"({self._cooldown_s:g} s). The latest refusal: {why.message}",
+            f"({self._cooldown_s:g} s): the first comes back in {max(0, round(first_back))} s, and one "
+            f"request every {self._probe_interval_s:g} s tries it sooner. The latest refusal: {why.message}",
             status=why.status, code=why.code, fallback=True)
 
     def set_aside_now(self) -> list[dict]:
@@ -396,28 +434,38 @@ class OfficialUpstream:
         self.metrics = metrics
         self.keys = ApiKeys(settings.zai_api_keys, settings.api_key_cooldown_s)
         metrics.watch_api_keys(self.keys.set_aside_now)
+        self._model_names = frozenset(name.lower() for name, _ in settings.api_model_map)
         self._url = settings.api_base.rstrip("/") + "/chat/completions"
         self._timeout = (settings.connect_timeout_s, settings.read_timeout_s)
 
     def models(self) -> list[str]:
         return [name for name, _ in self.settings.api_model_map]
 
+    def serves(self, model: str) -> bool:
+        name, _, _ = split_model_suffixes(model)
+        return name.lower() in self._model_names or is_official_id(name)
+
     def unsupported(self, chat: ChatRequest) -> str | None:
         return None  # tools, images and thinking all pass through
+
+    def drops(self, chat: ChatRequest) -> str | None:
+        if chat.web_search:
+            return "Z.ai's official API has no web search: the request was answered without it (-Search dropped)"
+        return None
 
     def start(self, chat: ChatRequest) -> OfficialAnswer:
         """Open and start an answer; a refusal another key may fix is retried once with
         the next key."""
         model_id = api_model(chat.model, self.settings.api_model_map, self.settings.model_name)
         data = orjson.dumps(build_body(chat, model_id))
-        key = self.keys.acquire()
+        key = self.keys.acquire() or self.keys.probe()
         if key is None:
             error = self.keys.all_set_aside()
             self.metrics.upstream_error(error.code)
             raise error
         for attempt in range(2):
             try:
-                return self._open(key, data, model_id)
+                answer = self._open(key, data, model_id)
             except UpstreamError as error:
                 self.metrics.upstream_error(error.code)
                 if not (isinstance(error, UpstreamRejected) and error.retryable):
@@ -429,6 +477,9 @@ class OfficialUpstream:
                     raise
                 log_failure(self.name, error, f"retrying with key {redact(replacement)}")
                 key = replacement
+                continue
+            self.keys.answered(key)
+            return answer
         raise AssertionError("unreachable")
 
     def _open(self, key: str, data: bytes, model_id: str) -> OfficialAnswer:

@@ -28,12 +28,13 @@ def _object(properties: dict, required: list[str] | None = None, **extra) -> dic
     return schema
 
 
-def schemas(settings: Settings) -> dict:
-    models = list(settings.models)
+def schemas(settings: Settings, models: list[str]) -> dict:
+    """The components' schemas; ``models``: what the configured upstreams serve."""
     usage = _object(
         {"prompt_tokens": INTEGER, "completion_tokens": INTEGER, "total_tokens": INTEGER},
         ["prompt_tokens", "completion_tokens", "total_tokens"],
-        description="Token counts as Z.ai reports them (zeros when it reports none); extra fields pass through.")
+        description="Token counts as Z.ai reports them; when the web chat reports none, an estimate marked "
+                    "`estimated: true`. Extra fields pass through.")
     content_part = _object(
         {"type": {"enum": ["text", "image_url"]}, "text": STRING,
          "image_url": _object({"url": STRING, "detail": STRING}, ["url"])},
@@ -164,8 +165,9 @@ def _error(description: str) -> dict:
     return _json(_ref("Error"), description)
 
 
-def document(settings: Settings, server_url: str) -> dict:
-    """The OpenAPI document for a server reachable at ``server_url`` (no trailing slash)."""
+def document(settings: Settings, server_url: str, models: list[str]) -> dict:
+    """The OpenAPI document for a server reachable at ``server_url`` (no trailing slash)
+    whose upstreams serve ``models`` (``Upstreams.models``, as ``/v1/models`` lists them)."""
     paths = {
         "/v1/models": {"get": {
             "operationId": "listModels", "summary": "The models offered", "security": [],
@@ -253,7 +255,7 @@ def document(settings: Settings, server_url: str) -> dict:
         "security": [{"apiKey": []}],
         "paths": paths,
         "components": {
-            "schemas": {**schemas(settings), **openapi_messages.schemas()},
+            "schemas": {**schemas(settings, models), **openapi_messages.schemas()},
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "one of DEFAULT_KEY"},
                 "anthropicKey": openapi_messages.SECURITY_SCHEME,

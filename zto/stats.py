@@ -64,8 +64,12 @@ class RequestRecord:
     @property
     def ok(self) -> bool:
         """Whether the request succeeded: the rule of the dashboard's totals, and of the
-        ``ok`` field each of its recent requests carries (the page does not re-derive it)."""
-        return self.status < 400 and self.error in (None, "client_disconnected")
+        ``ok`` field each of its recent requests carries (the page does not re-derive it).
+        A client that left (a stream at 200, a whole answer at 499) chose to: that is no
+        failure of zto or Z.ai."""
+        if self.error == "client_disconnected":
+            return True
+        return self.status < 400 and self.error is None
 
 
 def p95(durations: Iterable[float]) -> float:

@@ -7,7 +7,8 @@ passed in. To keep that fetch off the path to the first token, a reserve of gues
 is fetched ahead by short-lived background threads, several at once; the reserve
 grows when demand outruns it. Each guest is used once, and one left unused for longer
 than ``max_age_s`` is thrown away rather than handed out. Both offer
-``another(failed)`` for the one retry after a 401, 429 or concurrency error. ``user_id_of`` reads the user id from a JWT, unverified, as
+``another(failed)`` for the one retry after a 401, 429 or concurrency error; after a
+guest's 401 the reserve is dropped and the retry's guest fetched fresh. ``user_id_of`` reads the user id from a JWT, unverified, as
 Z.ai's front end does (``jwt_claims`` reads the whole payload).
 """
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 class TokenSource(Protocol):
     def acquire(self) -> str: ...
 
-    def another(self, failed: str) -> str | None: ...
+    def another(self, failed: str, *, unauthorized: bool = False) -> str | None: ...
 
 
 class StaticTokens:
@@ -45,7 +46,7 @@ class StaticTokens:
         with self._lock:
             return self._tokens[next(self._turn)]
 
-    def another(self, failed: str) -> str | None:
+    def another(self, failed: str, *, unauthorized: bool = False) -> str | None:
         if len(self._tokens) < 2:
             return None
         with self._lock:
@@ -83,8 +84,20 @@ class GuestTokens:
         self._fill_in_background()
         return token
 
-    def another(self, failed: str) -> str | None:
-        return self.acquire()
+    def another(self, failed: str, *, unauthorized: bool = False) -> str | None:
+        """A guest for the one retry. After a 401 the reserve is thrown away and a guest
+        fetched now: Z.ai refusing a guest it issued means it forgot them (a restart), and
+        every guest fetched ahead is as stale."""
+        if not unauthorized:
+            return self.acquire()
+        with self._lock:
+            dropped = len(self._ready)
+            self._ready.clear()
+        if dropped:
+            log.info("Z.ai refused a guest token: %d guest tokens fetched ahead were dropped", dropped)
+        token = self._fetch()
+        self._fill_in_background()
+        return token
 
     def _take(self) -> str | None:
         oldest_allowed = time.monotonic() - self._max_age_s

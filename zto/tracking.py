@@ -1,5 +1,7 @@
 """Request accounting: ``init_app`` feeds every request that is traffic into the
-dashboard's statistics (a ``StatsStore``) and Prometheus' ``Metrics``.
+dashboard's statistics (a ``StatsStore``) and Prometheus' ``Metrics``; ``note_error``
+records what an error response was (its code, the upstream that failed), whichever
+front end's shape it is rendered in.
 
 A request is begun before its view runs and finished when it truly ends: at once for
 a whole answer, after the last byte (or the client leaving) for a stream. Meanwhile
@@ -18,6 +20,7 @@ from dataclasses import asdict
 
 from flask import Flask, current_app, g, request
 
+from .errors import ProxyError
 from .metrics import Metrics
 from .stats import PendingRequest, RequestRecord, StatsStore, make_record
 
@@ -55,12 +58,16 @@ def in_progress_rows() -> list[dict]:
     return current_app.extensions[EXTENSION].rows()
 
 
-def _error_code(response) -> str | None:
-    """The ``error.code`` of an OpenAI error body, so that the dashboard can show it."""
-    body = response.get_json(silent=True)
-    error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return str(code) if code else None
+def note_error(error: ProxyError) -> None:
+    """Record an error response on the request's record (if it is tracked): its code,
+    and the upstream whose failure it is, for every front end (``error_handlers``)."""
+    pending = g.get("pending")
+    if pending is None:
+        return
+    if pending.error is None:
+        pending.error = error.code
+    if error.upstream is not None:
+        pending.upstream, pending.fell_back = error.upstream, error.fell_back
 
 
 def init_app(app: Flask, stats: StatsStore, metrics: Metrics, *, untracked: Iterable[str] = ()) -> None:
@@ -87,8 +94,6 @@ def init_app(app: Flask, stats: StatsStore, metrics: Metrics, *, untracked: Iter
     def end_request(response):
         pending = g.pop("pending", None)
         if pending is not None:
-            if pending.error is None and response.status_code >= 400 and response.is_json:
-                pending.error = _error_code(response)
             route = request.url_rule.rule if request.url_rule else "(unmatched)"
             if response.is_streamed:
                 response.call_on_close(lambda: finish(pending, response.status_code, route))

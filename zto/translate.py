@@ -152,6 +152,10 @@ class AnswerAssembler:
         self._lines_from = self._lines_to = -1
         self._lines_text = ""
 
+    def raw_text(self) -> str:
+        """All the text Z.ai sent so far, reasoning and answer, markup included."""
+        return self._raw + "".join(self._appended)
+
     def feed(self, event: dict) -> tuple[str, str]:
         error = find_error(event)
         if error is not None:

@@ -11,10 +11,14 @@ Pieces carry raw text: reasoning is *not* yet shaped by ``THINKING_MODE`` (that 
 the OpenAI front end's business; Anthropic's has thinking blocks of its own).
 
 ``Upstreams`` is what front ends call: it holds the configured upstreams in
-``UPSTREAMS`` order, sends a request the first of them cannot fully serve (tools,
-images) to one that can, and when an upstream refuses before its first byte with a
-refusal marked ``fallback`` (the web chat's captcha, say), asks the next one. The
-client sees one answer; ``Answer.fell_back`` says it came the long way round.
+``UPSTREAMS`` order, sends a model that only some of them map (``GLM-5.1`` on the
+official API alone, say) to those only, so that no upstream answers with its default
+model instead; sends a request the first of them cannot fully serve (tools, images)
+to one that can; and when an upstream refuses before its first byte with a refusal
+marked ``fallback`` (the web chat's captcha, say), asks the next one. The client
+sees one answer; ``Answer.fell_back`` says it came the long way round. A failure the
+client gets carries the same two facts (``UpstreamError.upstream``, ``fell_back``),
+for the dashboard.
 """
 
 from __future__ import annotations
@@ -88,8 +92,17 @@ class Upstream(Protocol):
     def models(self) -> list[str]:
         """The model names this upstream serves, for ``/v1/models``."""
 
+    def serves(self, model: str) -> bool:
+        """Whether this upstream maps ``model`` (suffixes aside) to a model of its own,
+        rather than answering it with its default model."""
+
     def unsupported(self, chat: ChatRequest) -> str | None:
-        """Why this upstream cannot fully serve ``chat`` (tools, images), or None."""
+        """Why this upstream cannot fully serve ``chat`` (tools, images), or None: the
+        router prefers an upstream that can."""
+
+    def drops(self, chat: ChatRequest) -> str | None:
+        """What this upstream answers ``chat`` without that does not steer routing (the
+        official API has no web search), or None; sent as the answer's warning."""
 
     def start(self, chat: ChatRequest) -> Answer:
         """Open and start an answer, with the one retry on another token or key;
@@ -104,7 +117,8 @@ class Upstreams:
             raise ValueError("Upstreams needs at least one upstream")
         self.upstreams = tuple(upstreams)
         self._metrics = metrics
-        self._warned: set[str] = set()
+        self._warned: set[tuple[str, str]] = set()
+        self._fallbacks_logged: set[tuple[str, str | None]] = set()
 
     def models(self) -> list[str]:
         """Every model name the configured upstreams serve, each once, in order."""
@@ -115,22 +129,44 @@ class Upstreams:
         return list(seen.values())
 
     def _route(self, chat: ChatRequest) -> tuple[tuple[Upstream, ...], str | None]:
-        """(the upstreams to try in order, a warning if none can fully serve ``chat``)."""
-        able = tuple(u for u in self.upstreams if u.unsupported(chat) is None)
+        """(the upstreams to try in order, a warning if none can fully serve ``chat``).
+        Upstreams that would answer the model with their default model are left out
+        when another maps it; a name none maps goes to every one (their default)."""
+        candidates = self.upstreams
+        if len(candidates) > 1:
+            candidates = tuple(u for u in self.upstreams if u.serves(chat.model)) or self.upstreams
+        able = tuple(u for u in candidates if u.unsupported(chat) is None)
         if able:
             return able, None
-        return self.upstreams, self.upstreams[0].unsupported(chat)
+        return candidates, candidates[0].unsupported(chat)
 
-    def warning(self, chat: ChatRequest, client: str) -> str | None:
-        """What ``chat`` will be answered without, if no upstream can fully serve it;
-        logged once per client."""
+    def warning(self, chat: ChatRequest, answer: Answer, client: str) -> str | None:
+        """What ``chat`` was answered without: what no upstream can fully serve, or what
+        the upstream that answered dropped (``-Search`` on the official API); logged
+        once per client and kind."""
         _, warning = self._route(chat)
-        if warning is not None and client not in self._warned:
+        advice = "; Z.ai's official API serves it: set ZAI_API_KEY"
+        if warning is None:
+            answering = next((u for u in self.upstreams if u.name == answer.upstream), None)
+            warning = answering.drops(chat) if answering is not None else None
+            advice = ""
+        if warning is not None and (client, warning) not in self._warned:
             if len(self._warned) >= WARNED_CLIENTS_LIMIT:
                 self._warned.clear()
-            self._warned.add(client)
-            log.warning("%s (client %s; Z.ai's official API serves it: set ZAI_API_KEY)", warning, client)
+            self._warned.add((client, warning))
+            log.warning("%s (client %s%s)", warning, client, advice)
         return warning
+
+    def _log_fallback(self, name: str, error: UpstreamRejected, next_name: str) -> None:
+        """A refusal the next upstream answers instead: expected once it happens at all
+        (the web chat's captcha refuses every answer), so a WARNING the first time per
+        upstream and cause, then DEBUG lines."""
+        cause = (name, error.code)
+        if cause in self._fallbacks_logged:
+            log.debug("upstream %s refused (%s): asking %s instead", name, error.code, next_name)
+            return
+        self._fallbacks_logged.add(cause)
+        log_failure(name, error, f"asking {next_name} instead (logged once per cause; later ones at DEBUG)")
 
     def start(self, chat: ChatRequest) -> Answer:
         """Start an answer on the first upstream that gives one."""
@@ -141,11 +177,13 @@ class Upstreams:
             except UpstreamRejected as error:
                 if not error.fallback or i + 1 == len(order):
                     log_failure(upstream.name, error, "sent to the client")
+                    error.upstream, error.fell_back = upstream.name, i > 0
                     raise
-                log_failure(upstream.name, error, f"asking {order[i + 1].name} instead")
+                self._log_fallback(upstream.name, error, order[i + 1].name)
                 continue
             except ProxyError as error:
                 log_failure(upstream.name, error, "sent to the client")
+                error.upstream, error.fell_back = upstream.name, i > 0
                 raise
             answer.fell_back = i > 0
             self._metrics.upstream_answered(answer.upstream, answer.fell_back)

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from .chat_request import ChatRequest
-from .errors import UpstreamError, UpstreamRejected
+from .chat_request import ChatRequest, split_model_suffixes
+from .errors import InvalidRequest, UpstreamError, UpstreamRejected
 from .fe_version import FrontendVersion
 from .http import StreamedBody, detail_of, error_text, send, send_prepared
 from .settings import Settings
 from .sse import SSEDecoder, parse_event
+from .token_estimate import estimated_usage
 from .tokens import GuestTokens, StaticTokens, TokenSource, redact
 from .translate import AnswerAssembler, is_captcha_refusal
 from .upstreams import TICK, Piece, log_failure
@@ -38,14 +39,23 @@ log = logging.getLogger(__name__)
 new_piece = tuple.__new__
 
 GUEST_TOKEN_PATH = "/api/v1/auths/"
+CAPTCHA_CODE = "upstream_captcha_required"
 CAPTCHA_MESSAGE = (
     "Z.ai's web chat now requires human verification (a captcha) on every answer, which zto cannot "
     "provide. Use Z.ai's official API instead: set ZAI_API_KEY to a key from the Z.ai console "
     "(glm-4.5-flash is free), or UPSTREAMS=web,api to fall back to it when the web chat refuses.")
+# The same refusal on a server whose official API is configured: its advice is followed already.
+CAPTCHA_MESSAGE_WITH_API = (
+    "Z.ai's web chat now requires human verification (a captcha) on every answer, which zto cannot "
+    "provide; this server's official API answers in its place for the models it serves (GET /v1/models), "
+    "and the server's log says why it did not answer this request.")
+NO_USER_MESSAGE = (
+    "Z.ai's web chat needs a user message to answer (it signs the last one): add one, or ask a server "
+    "with Z.ai's official API (ZAI_API_KEY), which answers an assistant turn alone.")
 
 
 def captcha_rejection() -> UpstreamRejected:
-    return UpstreamRejected(CAPTCHA_MESSAGE, status=403, code="upstream_captcha_required", fallback=True)
+    return UpstreamRejected(CAPTCHA_MESSAGE, status=403, code=CAPTCHA_CODE, fallback=True)
 
 
 def rejection(status: int | None, detail: str, fe_version: str = "", *, anonymous: bool = False) -> UpstreamRejected:
@@ -110,8 +120,9 @@ class WebAnswer:
     upstream = "web"
 
     def __init__(self, body: StreamedBody, fe_version: str, release: Callable[[], None], *,
-                 anonymous: bool = False) -> None:
+                 anonymous: bool = False, prompt: object = None) -> None:
         self.fell_back = False
+        self._prompt = prompt  # what was sent, to estimate the usage Z.ai may not send
         self.fe_version = fe_version  # the X-FE-Version it was asked with, for error messages
         self.anonymous = anonymous  # a guest token: error messages must not talk about ZAI_TOKEN's value
         self._body = body
@@ -123,7 +134,10 @@ class WebAnswer:
 
     @property
     def usage(self) -> dict | None:
-        return self._assembler.usage
+        """Z.ai's usage, or, when it sent none, an estimate (``token_estimate``)."""
+        if self._assembler.usage is not None:
+            return self._assembler.usage
+        return estimated_usage(self._prompt, self._assembler.raw_text())
 
     @property
     def finish_reason(self) -> str:
@@ -209,6 +223,12 @@ class WebAnswer:
         return rejection(failure.code, failure.message, self.fe_version, anonymous=self.anonymous)
 
 
+def has_user_message(chat: ChatRequest) -> bool:
+    """Whether the web chat has a prompt to sign: a user message, or a tool result (sent
+    as one)."""
+    return any(message["role"] in ("user", "tool") for message in chat.messages)
+
+
 class WebChat:
     """The web chat upstream: one per app."""
 
@@ -224,6 +244,8 @@ class WebChat:
             StaticTokens(settings.zai_tokens) if settings.zai_tokens else GuestTokens(self.fetch_guest_token)
         )
         self._token_kind = "static" if settings.zai_tokens else "guest"
+        self._model_names = frozenset(name.lower() for name in settings.models)
+        self._api_configured = "api" in settings.upstream_order
         self.fe_version = FrontendVersion(
             settings.fe_version, self.fetch_landing_page if settings.fe_version_discovery else None,
             settings.fe_version_cache_s)
@@ -231,7 +253,16 @@ class WebChat:
     def models(self) -> list[str]:
         return list(self.settings.models)
 
+    def serves(self, model: str) -> bool:
+        name, _, _ = split_model_suffixes(model)
+        return name.lower() in self._model_names
+
+    def drops(self, chat: ChatRequest) -> str | None:
+        return None
+
     def unsupported(self, chat: ChatRequest) -> str | None:
+        if not has_user_message(chat):
+            return NO_USER_MESSAGE
         if chat.tools:
             return "Z.ai's web chat cannot call tools: the request was answered without them"
         if chat.has_images:
@@ -272,11 +303,13 @@ class WebChat:
             raise http_rejection(response.status_code, error_text(response), fe_version,
                                  anonymous=not self.settings.zai_tokens)
         return WebAnswer(StreamedBody(response), fe_version, self.metrics.upstream_opened(self._token_kind),
-                         anonymous=not self.settings.zai_tokens)
+                         anonymous=not self.settings.zai_tokens, prompt=chat.messages)
 
     def start(self, chat: ChatRequest) -> WebAnswer:
         """Open the answer and prime it: retried once with another token on 401/429,
         once with the front-end version read again on 426."""
+        if not has_user_message(chat):
+            raise InvalidRequest(NO_USER_MESSAGE, param="messages")
         try:
             token = self.tokens.acquire()
         except UpstreamError as error:
@@ -295,6 +328,8 @@ class WebChat:
                 if not isinstance(error, UpstreamError):
                     raise
                 self.metrics.upstream_error(error.code)
+                if error.code == CAPTCHA_CODE and self._api_configured:
+                    error.message = CAPTCHA_MESSAGE_WITH_API
                 retry_token = self._retry_token(error, token, fe_version) if attempt == 0 else None
                 if retry_token is None:
                     if isinstance(error, UpstreamRejected) and error.retryable:
@@ -313,7 +348,7 @@ class WebChat:
             return token
         if not (isinstance(error, UpstreamRejected) and error.retryable):
             return None
-        replacement = self.tokens.another(token)
+        replacement = self.tokens.another(token, unauthorized=error.code == "upstream_unauthorized")
         if replacement is not None:
             log_failure(self.name, error, "retrying with another token")
         return replacement
