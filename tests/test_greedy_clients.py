@@ -132,5 +132,5 @@ def test_a_client_that_gives_up_on_a_whole_answer_has_its_upstream_closed(server
     assert wait_for(lambda: fake.requests[-1].outcome == "aborted", timeout=8), fake.requests[-1].outcome
     assert time.monotonic() - gone < 5  # generous; the answer had 9 s to go
     recent = requests.get(server.url + "/dashboard/requests", timeout=10).json()
-    assert recent[0]["error"] == "client_disconnected"
+    assert (recent[0]["status"], recent[0]["error"], recent[0]["ok"]) == (499, "client_disconnected", True)
     _still_serves(server)
