@@ -265,22 +265,20 @@ def test_when_every_key_is_set_aside_the_latest_refusal_answers():
     clock = Clock()
     keys = ApiKeys(("a", "b"), 600, clock)
     keys.set_aside("a", rejection(401, "1000", "bad"))
-    clock.now += 1
+    clock.now += 5
     keys.set_aside("b", rejection(429, "1113", "arrears"))
-    assert keys.acquire() is None
+    assert keys.acquire() is None and keys.probe() is None  # a refusal just now: no probe yet
     error = keys.all_set_aside()
     assert (error.status, error.code) == (429, "insufficient_quota")
     assert "API_KEY_COOLDOWN_S" in error.message and "arrears" in error.message
+    assert "first comes back in 595 s" in error.message
 
 
 def test_with_every_key_set_aside_one_request_every_interval_probes_the_first_to_come_back():
     clock = Clock()
     keys = ApiKeys(("a", "b"), 600, clock)
     keys.set_aside("a", rejection(401, "1000", "bad"))
-    clock.now += 5
     keys.set_aside("b", rejection(429, "1113", "arrears"))
-    assert keys.acquire() is None and keys.probe() is None  # a refusal just now: no probe yet
-    assert "first comes back in 595 s" in keys.all_set_aside().message
     clock.now += PROBE_INTERVAL_S
     assert keys.probe() == "a"  # its cool-down ends first
     assert keys.probe() is None  # one probe per interval
