@@ -28,7 +28,7 @@ def members(protocol: type) -> set[str]:
 
 def test_the_protocols_have_members():
     assert members(Answer) == {"upstream", "fell_back", "usage", "finish_reason", "pieces", "close"}
-    assert members(Upstream) == {"name", "models", "unsupported", "start"}
+    assert members(Upstream) == {"name", "models", "serves", "unsupported", "drops", "start"}
 
 
 def answers() -> list:
