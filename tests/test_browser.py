@@ -179,6 +179,7 @@ def test_dashboard_shows_the_traffic_and_updates_itself(live, browser):
     assert len(rows) == 20
     first = rows[0].find_elements(By.TAG_NAME, "td")
     assert first[1].text == "GET" and first[2].text == "/v1/models" and first[9].text == HOSTILE_AGENT
+    assert first[9].get_attribute("title") == HOSTILE_AGENT  # the whole value on hover, as text
     assert browser.find_elements(By.CSS_SELECTOR, "#requests-body img") == []
     assert browser.title != "pwned" and browser.execute_script("return window.pwned") is None
     statuses = [row.find_elements(By.TAG_NAME, "td")[5].text for row in rows[:4]]
@@ -238,6 +239,31 @@ def test_dashboard_shows_the_traffic_and_updates_itself(live, browser):
 
     assert foreign_resources(browser, live.url) == []
     assert console_errors(browser) == []
+
+
+LONG_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 Safari/537.36 "
+              "Edg/142.0.0.0 OpenAI/Python 1.109.1 async:asyncio/3.11 httpx/0.28.1 "
+              "SomeBundledClient/9.9.9 (+https://example.com/a/very/long/path/that/keeps/going) ") * 2
+LONG_AGENT = LONG_AGENT[:290].strip()  # the dashboard keeps 300 characters
+
+
+def test_a_long_user_agent_does_not_make_its_row_tall(live, browser):
+    """At 1280 px a row with a long user agent is about as tall as one with a short
+    one: the agent is cut to two lines with an ellipsis, the whole of it in the title."""
+    for agent in ("curl/8.5.0", LONG_AGENT):
+        assert requests.get(live.base_url + "/models", headers={"User-Agent": agent}, timeout=10).status_code == 200
+    assert wait_for(lambda: not any(r["in_progress"] for r in recent_requests(live)))
+    browser.get(live.url + "/dashboard")
+    wait_for_refresh(browser)
+    short, long, width, title = browser.execute_script(
+        "const rows = [...document.querySelectorAll('#requests-body tr')];"
+        "const row = (agent) => rows.find(tr => tr.cells[9].textContent === agent);"  # the whole text: cut by the layout
+        "return [row(arguments[0]).getBoundingClientRect().height, row(arguments[1]).getBoundingClientRect().height,"
+        " window.innerWidth, row(arguments[1]).cells[9].title];",
+        "curl/8.5.0", LONG_AGENT)
+    assert width == 1280
+    assert long <= short * 1.6, (short, long)
+    assert title == LONG_AGENT
 
 
 # ---- the API guide ------------------------------------------------------------------------

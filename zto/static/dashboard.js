@@ -111,7 +111,13 @@
       cell(tr, "Duration", duration(r.duration_ms) + (r.in_progress ? " so far" : r.stream ? " (stream)" : ""),
         "num nowrap");
       cell(tr, "Client IP", r.client_ip, "nowrap");
-      cell(tr, "User agent", r.user_agent || "–", "agent");
+      // Long user agents are cut to two lines; the whole one is the cell's title (text, as ever).
+      const agent = cell(tr, "User agent", "", "agent");
+      const clamped = document.createElement("span");
+      clamped.className = "clamp";
+      clamped.textContent = r.user_agent || "–";
+      agent.appendChild(clamped);
+      if (r.user_agent) agent.title = r.user_agent;
       return tr;
     });
     body.replaceChildren(...rows);
