@@ -254,7 +254,8 @@ class Settings:
         "model names offered on the official API and its model ids (case-insensitive; official ids pass as they are)")
     api_key_cooldown_s: float = _setting(
         "API_KEY_COOLDOWN_S", "600", _seconds,
-        "seconds an official API key refused for authentication or balance is set aside")
+        "seconds an official API key refused for authentication or balance is set aside"
+        " (when every key is, one request every 30 s tries one anyway)")
 
     # Anthropic's Messages API (/v1/messages), for Claude Code.
     anthropic_model_map: tuple[tuple[str, str], ...] = _setting(
