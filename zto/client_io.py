@@ -23,13 +23,15 @@ the client must make progress.
 
 Both act on the socket gunicorn hands the app (``environ["gunicorn.socket"]``): its
 timeout bounds each write, under the gevent worker as under gthread. The body's
-deadline is a timer that shuts the socket's reading side, which ends any read blocked
-on it, however gunicorn's reader loops. Without gunicorn (Flask's test client) there
+deadline is an action of one shared watcher (``Deadlines``) that shuts the socket's
+reading side, which ends any read blocked on it, however gunicorn's reader loops. Without gunicorn (Flask's test client) there
 is no socket and only the size limit applies.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import select
 import socket
@@ -50,6 +52,8 @@ READ_SIZE = 1024 * 1024  # gunicorn copies its read-ahead buffer on every read: 
 BIG_BODY_BYTES = 1024 * 1024
 BODY_BUDGET_BYTES = 16 * 1024 * 1024  # two 8 MB bodies (MAX_REQUEST_BYTES' default) at a time
 BUDGET = "zto.body_budget"
+DEADLINES = "zto.body_deadlines"
+DEADLINE_CHECK_S = 0.25  # how late a body deadline may act, at most
 
 
 class BodyBudget:
@@ -77,6 +81,52 @@ class BodyBudget:
         with self._changed:
             self._free += size
             self._changed.notify_all()
+
+
+class Deadlines:
+    """Actions due at a time, all run by one watcher thread (a greenlet under gevent).
+
+    A timer per request would start a thread for every request and switch to it, which
+    under a burst of new connections delays every first token; here a deadline costs a
+    heap push, and cancelling it only marks it (it is dropped when it comes due).
+    """
+
+    def __init__(self, check_s: float = DEADLINE_CHECK_S) -> None:
+        self._check_s = check_s
+        self._due: list[list] = []  # [when, order, action or None], a heap
+        self._order = itertools.count()
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+
+    def add(self, seconds: float, action) -> list:
+        """Run ``action()`` about ``seconds`` from now, unless cancelled; returns its handle."""
+        entry = [time.monotonic() + seconds, next(self._order), action]
+        with self._lock:
+            heapq.heappush(self._due, entry)
+            if self._watcher is None:  # started in the worker that uses it, never before a fork
+                self._watcher = threading.Thread(target=self._watch, name="body-deadlines", daemon=True)
+                self._watcher.start()
+        return entry
+
+    @staticmethod
+    def cancel(entry: list) -> None:
+        entry[2] = None
+
+    def _watch(self) -> None:
+        while True:
+            now = time.monotonic()
+            due = []
+            with self._lock:
+                while self._due and self._due[0][0] <= now:
+                    action = heapq.heappop(self._due)[2]
+                    if action is not None:
+                        due.append(action)
+            for action in due:
+                try:
+                    action()
+                except Exception:  # one failed action must not stop the others'
+                    log.exception("a body deadline action failed")
+            time.sleep(self._check_s)
 
 
 class BodyTimeout(ProxyError):
@@ -115,15 +165,13 @@ def read_body(settings: Settings) -> bytearray:
     _take_turn(request.content_length or limit)
     sock = _client_socket()
     late = threading.Event()
-    timer = None
+    deadline = None
     if sock is not None:
         def cut() -> None:
             late.set()
             _shutdown(sock, socket.SHUT_RD)
 
-        timer = threading.Timer(settings.body_timeout_s, cut)
-        timer.daemon = True
-        timer.start()
+        deadline = current_app.extensions[DEADLINES].add(settings.body_timeout_s, cut)
     started = time.monotonic()
     # A chunked body has no Content-Length: werkzeug's stream stops at the limit and only
     # raises on the read after it, which get_data never makes (it would truncate silently).
@@ -131,7 +179,8 @@ def read_body(settings: Settings) -> bytearray:
     try:
         while data := request.stream.read(READ_SIZE):
             body += data
-            time.sleep(0)  # under gevent, let the streams run: a body already in the buffers reads without a pause
+            if len(body) >= BIG_BODY_BYTES:
+                time.sleep(0)  # under gevent, let the streams run: a big body already in the buffers reads without a pause
     except RequestEntityTooLarge:
         raise too_large from None
     except Exception as exc:  # gunicorn's and werkzeug's errors for a broken or cut body
@@ -141,8 +190,8 @@ def read_body(settings: Settings) -> bytearray:
         raise InvalidRequest(f"The request body could not be read ({type(exc).__name__}): check its "
                              "Content-Length or chunked encoding.", code="invalid_body") from None
     finally:
-        if timer is not None:
-            timer.cancel()
+        if deadline is not None:
+            Deadlines.cancel(deadline)
     if late.is_set():  # the cut came as the body ended: an incomplete body reads as complete
         _close_after_answer(sock)
         raise _late(settings, request.remote_addr, len(body))
@@ -199,6 +248,7 @@ def departure_checked(answer):
 
 def init_app(app: Flask, settings: Settings) -> None:
     app.extensions[BUDGET] = BodyBudget()
+    app.extensions[DEADLINES] = Deadlines()
 
     @app.teardown_request
     def give_back_budget(_error) -> None:
