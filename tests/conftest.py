@@ -29,6 +29,7 @@ import openai
 import pytest
 import requests
 
+from fake_official import DEFAULT_KEYS as DEFAULT_OFFICIAL_KEYS
 from fake_official import FakeOfficial
 from fake_zai import FakeZai
 from zto import create_app
@@ -63,6 +64,12 @@ def official():
 def shared_official():
     with FakeOfficial() as server:
         yield server
+
+
+def api_env(official: FakeOfficial, **extra: str) -> dict[str, str]:
+    """The environment of a gunicorn answering from ``official`` alone (UPSTREAMS=api)."""
+    return {"UPSTREAMS": "api", "ZAI_API_KEY": ",".join(DEFAULT_OFFICIAL_KEYS), "ZAI_API_BASE": official.base_url,
+            "DEBUG_MODE": "true", **extra}
 
 
 @pytest.fixture

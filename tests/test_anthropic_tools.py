@@ -12,8 +12,8 @@ import anthropic
 import pytest
 from test_anthropic_sdk import BETAS, CLAUDE_CODE_SYSTEM, CLAUDE_CODE_TOOLS, claude_code_history
 
-from conftest import API_KEY, start_gunicorn
-from fake_official import DEFAULT_KEYS, TOOL_ARGUMENTS, FakeOfficial
+from conftest import API_KEY, api_env, start_gunicorn
+from fake_official import TOOL_ARGUMENTS
 
 pytestmark = pytest.mark.e2e
 
@@ -24,28 +24,21 @@ IMAGE = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhg
 
 
 @pytest.fixture(scope="module")
-def official_fake():
-    with FakeOfficial() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def api_server(official_fake, tmp_path_factory):
+def api_server(shared_official, tmp_path_factory):
     server = start_gunicorn(
         tmp_path_factory.mktemp("anthropic-api"),
-        env={"UPSTREAMS": "api", "ZAI_API_KEY": ",".join(DEFAULT_KEYS), "ZAI_API_BASE": official_fake.base_url,
-             "API_KEY_COOLDOWN_S": "0.001", "DEBUG_MODE": "false",
-             "ANTHROPIC_MODEL_MAP": "claude-haiku*=GLM-4.5-Air,claude-*=GLM-4.6"},
+        env=api_env(shared_official, API_KEY_COOLDOWN_S="0.001", DEBUG_MODE="false",
+                    ANTHROPIC_MODEL_MAP="claude-haiku*=GLM-4.5-Air,claude-*=GLM-4.6"),
         env_local={"DEFAULT_KEY": API_KEY})
     yield server
     server.stop()
 
 
 @pytest.fixture
-def upstream(api_server, official_fake):
+def upstream(api_server, shared_official):
     """The fake official API behind ``api_server``, reset for this test."""
-    official_fake.reset()
-    return official_fake
+    shared_official.reset()
+    return shared_official
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import pytest
 import requests
 
 import fake_official
-from conftest import API_KEY, start_gunicorn, wait_for
-from fake_official import DEFAULT_KEYS, USAGE, FakeOfficial
+from conftest import API_KEY, api_env, start_gunicorn, wait_for
+from fake_official import DEFAULT_KEYS, USAGE
 from fake_zai import FakeZai
 
 pytestmark = pytest.mark.e2e
@@ -30,11 +30,6 @@ IMAGE = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAAD
 
 def user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
-
-
-def api_env(official: FakeOfficial, **extra: str) -> dict[str, str]:
-    return {"UPSTREAMS": "api", "ZAI_API_KEY": ",".join(DEFAULT_KEYS), "ZAI_API_BASE": official.base_url,
-            "DEBUG_MODE": "true", **extra}
 
 
 @pytest.fixture(scope="module")
