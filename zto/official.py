@@ -61,7 +61,7 @@ import orjson
 
 from .chat_request import split_model_suffixes
 from .errors import UpstreamError, UpstreamRejected, UpstreamUnavailable
-from .http import StreamedBody, error_text, send
+from .http import StreamedBody, UpstreamResponse, error_text, open_stream
 from .sse import SSEDecoder, parse_event
 from .tokens import redact
 from .upstreams import TICK, Piece, log_failure
@@ -262,7 +262,7 @@ def rejection(status: int | None, code: str, message: str, *, model: str = "",
     return UpstreamRejected(f"{NAME} failed to answer {said}. Try again later.", fallback=True)
 
 
-def _http_rejection(response: requests.Response, model: str) -> UpstreamRejected:
+def _http_rejection(response: UpstreamResponse, model: str) -> UpstreamRejected:
     retry_after = response.headers.get("Retry-After")
     text = error_text(response)
     try:
@@ -485,8 +485,8 @@ class OfficialUpstream:
     def _open(self, key: str, data: bytes, model_id: str) -> OfficialAnswer:
         log.debug("official API call model=%s key=%s", model_id, redact(key))
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json", "Accept": "text/event-stream"}
-        response = send(self.session, "POST", self._url, data=data, headers=headers, stream=True,
-                        timeout=self._timeout, upstream=NAME, url_setting="ZAI_API_BASE")
+        response = open_stream(self.session, "POST", self._url, headers, data, timeout=self._timeout,
+                               upstream=NAME, url_setting="ZAI_API_BASE")
         if response.status_code != 200:
             raise _http_rejection(response, model_id)
         answer = OfficialAnswer(StreamedBody(response, NAME), model_id, self.metrics.upstream_opened("api_key"))

@@ -96,7 +96,10 @@ def init_app(app: Flask, stats: StatsStore, metrics: Metrics, *, untracked: Iter
         if pending is not None:
             route = request.url_rule.rule if request.url_rule else "(unmatched)"
             if response.is_streamed:
-                response.call_on_close(lambda: finish(pending, response.status_code, route))
+                # The status now, not the response: a closure over the response would
+                # make a cycle through its close callbacks (freed only by the GC).
+                status = response.status_code
+                response.call_on_close(lambda: finish(pending, status, route))
             else:
                 record = finish(pending, response.status_code, route)
                 log.debug("%s %s %s %.1fms", record.method, record.path, record.status, record.duration_ms)

@@ -23,7 +23,7 @@ import requests
 from .chat_request import ChatRequest, split_model_suffixes
 from .errors import InvalidRequest, UpstreamError, UpstreamRejected
 from .fe_version import FrontendVersion
-from .http import StreamedBody, detail_of, error_text, send, send_prepared
+from .http import StreamedBody, detail_of, error_text, open_stream, send
 from .settings import Settings
 from .sse import SSEDecoder, parse_event
 from .token_estimate import estimated_usage
@@ -297,8 +297,8 @@ class WebChat:
         """Send a completion request; return its answer once Z.ai answered 200."""
         url, headers, body = self.requests.build(chat, token, fe_version)
         log.debug("upstream call model=%s token=%s", chat.model, redact(token))
-        # The URL is encoded by the builder already: sent without requests' re-parsing (see http.py).
-        response = send_prepared(self.session, "POST", url, headers, body, stream=True, timeout=self._timeout)
+        # The URL is encoded by the builder already: sent as it is (see http.py).
+        response = open_stream(self.session, "POST", url, headers, body, timeout=self._timeout)
         if response.status_code != 200:
             raise http_rejection(response.status_code, error_text(response), fe_version,
                                  anonymous=not self.settings.zai_tokens)
