@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import socket
 import socketserver
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -176,3 +179,35 @@ def test_the_target_is_sent_as_the_caller_encoded_it(server, session):
     StreamedBody(open_stream(session, "POST", url, {}, b"{}", timeout=(5, 5))).release()
     (head, _), = server.requests
     assert head.startswith(b"POST /api/chat/completions?x=%2fa+b&y=%e4%bd%a0 HTTP/1.1\r\n")
+
+
+GEVENT_CHECK = r"""
+from gevent import monkey
+monkey.patch_all()
+import socket, sys, gevent
+sys.path.insert(0, ".")
+from zto.http import OneWriteHTTPConnection
+
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+conn = OneWriteHTTPConnection("127.0.0.1", server.getsockname()[1])
+conn.connect()
+peer, _ = server.accept()
+others_ran = []
+gevent.spawn(others_ran.append, True)
+open_now = conn.is_connected
+ran_meanwhile = bool(others_ran)
+peer.close()
+gevent.sleep(0.05)
+print(open_now, ran_meanwhile, conn.is_connected)
+"""
+
+
+def test_reusing_a_pooled_connection_does_not_wait_a_turn_of_the_event_loop():
+    """urllib3 checks a pooled connection with select.poll, which under gevent yields to
+    the event loop and so waits behind every other stream's pending work; ours asks the
+    kernel. An open connection is connected, one the server closed is not."""
+    out = subprocess.run([sys.executable, "-c", GEVENT_CHECK], capture_output=True, text=True, timeout=30,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.split() == ["True", "False", "False"], out.stderr

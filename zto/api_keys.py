@@ -9,6 +9,7 @@ says so in one line.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -26,6 +27,7 @@ PUBLISHED_KEY = "sk-your-key"
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 
 
+@functools.lru_cache(maxsize=4096)  # asked on every request, of a few distinct addresses
 def is_loopback(address: str | None) -> bool:
     try:
         ip = ipaddress.ip_address(address or "")

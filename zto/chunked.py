@@ -53,7 +53,15 @@ class ChunkedDecoder:
             pos = newline + 1
             if state == _SIZE:
                 left = _chunk_size(line)
-                state = _DATA if left else _TRAILER
+                if not left:
+                    state = _TRAILER
+                    continue
+                stop = pos + left
+                if data[stop:stop + 2] == b"\r\n":  # the whole chunk is here: one turn, not three
+                    out.append(data[pos:stop])
+                    pos, left = stop + 2, 0
+                else:
+                    state = _DATA
             elif state == _DATA_END:
                 if line:
                     raise ValueError("chunked body: a chunk longer than its size")

@@ -18,7 +18,10 @@ Ways around slow parts of requests and urllib3, on the streaming hot path:
   80 µs on the web chat's long fingerprint query (``encoded_target``).
 - The session's connections send a request's head and body in one write: urllib3
   writes them apart, two system calls and, with TCP_NODELAY, two packets the server
-  wakes up for (``_OneWrite``).
+  wakes up for (``_OneWrite``). Before reusing a pooled connection they check that
+  the server has not closed it with the real poll(2): urllib3 calls ``select.poll``,
+  which under gevent is a cooperative poll that waits a whole turn of the event loop,
+  behind every other stream's pending work.
 - ``StreamedBody`` decodes a chunked answer itself (``chunked.py``) from whatever
   the connection's buffered socket file holds at each read: urllib3's chunked reader is a
   few Python calls per chunk and yields one chunk per call, so events that arrived
@@ -31,6 +34,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import select
 import time
 from collections.abc import Iterator
 from http import cookiejar
@@ -59,11 +63,33 @@ class _NoCookies(cookiejar.DefaultCookiePolicy):
         return False
 
 
+def _real_poll():
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a runtime dependency
+        return select.poll
+    return monkey.get_original("select", "poll")  # select.poll itself unless gevent patched it
+
+
+_poll = _real_poll()
+
+
 class _OneWrite:
-    """For urllib3's connections: a request with a small bytes body leaves in one write."""
+    """For urllib3's connections: a request with a small bytes body leaves in one write,
+    and ``is_connected`` asks the kernel without yielding."""
 
     ONE_WRITE_LIMIT = 256 * 1024
     _held: list[bytes] | None = None
+
+    @property
+    def is_connected(self) -> bool:
+        """urllib3's test before reusing a pooled connection: open, and nothing (no EOF,
+        no stray bytes) waiting to be read."""
+        if self.sock is None:
+            return False
+        poller = _poll()
+        poller.register(self.sock, select.POLLIN)
+        return not poller.poll(0)
 
     def request(self, method, url, body=None, headers=None, **kwargs):
         if not isinstance(body, bytes) or len(body) > self.ONE_WRITE_LIMIT:

@@ -15,12 +15,12 @@ paths, werkzeug's 404/405/413 included, are rendered in Anthropic's shape by
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from . import api_keys, client_io, shutdown
 from .anthropic_format import MessageBuilder, MessageStream
 from .anthropic_request import estimate_tokens, stop_sequences, thinking_omitted, to_openai_body
-from .api import STREAM_HEADERS, WARNING_HEADER, json_body
+from .api import WARNING_HEADER, EventStream, json_body
 from .chat_request import build_chat_request
 from .context import resources
 from .errors import Unauthorized
@@ -60,7 +60,7 @@ def create_message():
     if chat.stream:
         events = stream_answer(answer, MessageStream(builder), keepalive_s=settings.keepalive_s,
                                record=g.pending, metrics=res.metrics)
-        response = Response(events, mimetype="text/event-stream", headers=STREAM_HEADERS)
+        response = EventStream(events)
     else:
         response = jsonify(collect_message(client_io.departure_checked(answer), builder, res.metrics))
     if warning is not None:
