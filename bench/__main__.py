@@ -2,13 +2,17 @@
 
     python -m bench                 # every figure, full counts (a few minutes)
     python -m bench --quick         # smaller counts, for development
+    python -m bench --runs 3        # everything three times: medians and spread of the targets
     python -m bench --only a,c      # some figures: a b c c2 d e (web chat), a_api b_api c_api (official API)
     python -m bench --threads 1100  # THREADS for gunicorn (default: gunicorn.conf.py's)
     python -m bench --worker-class gthread --threads 1100  # the threaded worker, for comparison
     python -m bench --fake threaded # the threaded test fake instead of the asyncio one
 
 Prints the table and the configuration, and writes everything measured to
-``bench/results/latest.json``. Processes run on 127.0.0.1 only and are stopped
+``bench/results/latest.json``. With ``--runs N`` the figures run N times in turn (run 1
+of every figure, then run 2...), so that a drift of the machine spreads over all of
+them; the targets' table then gives each one's median, its spread and how many runs
+met it, and the detailed table is the last run's. Processes run on 127.0.0.1 only and are stopped
 however the run ends.
 """
 
@@ -91,6 +95,7 @@ def main(argv=None) -> int:
                         help="WORKER_CLASS for the proxy (default: its own default)")
     parser.add_argument("--threads", type=int, help="THREADS for the proxy, with gthread (default: its own default)")
     parser.add_argument("--workers", type=int, help="WEB_CONCURRENCY for the proxy (default: its own default)")
+    parser.add_argument("--runs", type=int, default=1, help="run the figures this many times (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
     args = parser.parse_args(argv)
     names = [n for n in args.only.replace(" ", ",").split(",") if n]
@@ -118,31 +123,41 @@ def main(argv=None) -> int:
     config = configuration(bench, args)
     print("\n".join(_config_lines(config)), flush=True)
 
-    results: dict = {}
+    runs: list[dict] = []
     started = time.time()
     try:
-        for name in chosen:
-            busy = procs.wait_until_quiet()  # other programs' load would weigh on the figure
-            t0 = time.monotonic()
-            print(f"figure ({name}): {figures.FIGURES[name].__doc__.strip().splitlines()[0]} "
-                  f"(machine busy before: {busy:.2f} cores)", flush=True)
-            try:
-                results[name] = figures.FIGURES[name](bench)
-            except Exception as exc:  # one broken figure does not lose the others
-                results[name] = {"error": f"{type(exc).__name__}: {exc}"}
-                print(f"  FAILED: {results[name]['error']}", flush=True)
-            print(f"  done in {time.monotonic() - t0:.1f} s", flush=True)
+        for run in range(1, max(args.runs, 1) + 1):
+            results: dict = {}
+            runs.append(results)
+            for name in chosen:
+                busy = procs.wait_until_quiet()  # other programs' load would weigh on the figure
+                t0 = time.monotonic()
+                print(f"figure ({name}){f', run {run}' if args.runs > 1 else ''}: "
+                      f"{figures.FIGURES[name].__doc__.strip().splitlines()[0]} (machine busy before: {busy:.2f} cores)",
+                      flush=True)
+                try:
+                    results[name] = figures.FIGURES[name](bench)
+                except Exception as exc:  # one broken figure does not lose the others
+                    results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                    print(f"  FAILED: {results[name]['error']}", flush=True)
+                print(f"  done in {time.monotonic() - t0:.1f} s", flush=True)
     except KeyboardInterrupt:
         print("interrupted; processes stopped", file=sys.stderr)
         return 130
     finally:
-        kept = any(f.get(side, {}).get("failures") for f in results.values() for side in ("direct", "proxy"))
+        kept = any(f.get(side, {}).get("failures") for results in runs for f in results.values()
+                   for side in ("direct", "proxy"))
         if not kept:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"logs kept in {workdir}", file=sys.stderr)
 
     print()
+    if len(runs) > 1:
+        print(f"The targets over {len(runs)} runs:")
+        print(report.spread_table(runs))
+        print()
+        print("The last run:")
     print(report.goals_table(results))
     print()
     print(report.table(results))
@@ -160,6 +175,7 @@ def main(argv=None) -> int:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "duration_s": round(time.time() - started, 1),
         "configuration": config, "figures": results, "goals": report.goal_rows(results),
+        "runs": runs if len(runs) > 1 else None, "spread": report.spread_rows(runs) if len(runs) > 1 else None,
         "table": report.rows(results),
         "warnings": report.harness_checks(results),
     }, indent=2, ensure_ascii=False) + "\n")

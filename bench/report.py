@@ -5,6 +5,8 @@ the harness checks."""
 
 from __future__ import annotations
 
+import statistics
+
 # The figures whose numbers are times the client takes: a busy client would inflate them.
 # (b) is a CPU counter of the proxy and (d) a count; there the client only sets the pace.
 TIMED = ("a", "c", "c2", "e", "a_api", "c_api")
@@ -114,8 +116,9 @@ GOALS = (
 )
 
 
-def goal_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
-    """(figure, zto now, Go original, target, met) for each target on each path measured."""
+def goal_values(results: dict) -> list[tuple[str, float | None, str, float, float]]:
+    """(figure, measured value or None if it failed, unit, Go original, target) for each
+    target on each path measured."""
     out = []
     variants = (("", "web chat"), ("2", "web chat, WEB_CONCURRENCY=2"), ("_api", "official API"))
     for what, unit, go, target, figure, measure in GOALS:
@@ -126,15 +129,51 @@ def goal_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
             value = None if "error" in r else measure(r)
             if figure == "c" and value is not None and r["proxy"]["failures"]:
                 value = None  # a capacity run with failures meets nothing
-            digits = 1 if unit in ("µs", "MB") else 2
-            shown = "failed" if value is None else f"{value:.{digits}f} {unit}"
-            met = "-" if value is None else ("yes" if value <= target else "no")
             if figure == "c" and "direct" in r:  # the load actually applied (smaller with --quick)
                 what_here = what.replace("1000", str(r["direct"]["streams"] // 2))
             else:
                 what_here = what
-            out.append((f"{what_here} [{path}]", shown, f"{go:g} {unit}", f"≤ {target:g} {unit}", met))
+            out.append((f"{what_here} [{path}]", value, unit, go, target))
     return out
+
+
+def _digits(unit: str) -> int:
+    return 1 if unit in ("µs", "MB") else 2
+
+
+def goal_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
+    """(figure, zto now, Go original, target, met) for each target on each path measured."""
+    out = []
+    for what, value, unit, go, target in goal_values(results):
+        shown = "failed" if value is None else f"{value:.{_digits(unit)}f} {unit}"
+        met = "-" if value is None else ("yes" if value <= target else "no")
+        out.append((what, shown, f"{go:g} {unit}", f"≤ {target:g} {unit}", met))
+    return out
+
+
+def spread_rows(runs: list[dict]) -> list[tuple[str, str, str, str, str, str]]:
+    """(figure, median, spread, Go original, target, runs that met it) over several runs
+    of the same figures (``--runs``); a failed run counts as not meeting the target."""
+    values: dict[str, list[float | None]] = {}
+    meta: dict[str, tuple[str, float, float]] = {}
+    for results in runs:
+        for what, value, unit, go, target in goal_values(results):
+            values.setdefault(what, []).append(value)
+            meta[what] = (unit, go, target)
+    out = []
+    for what, measured in values.items():
+        unit, go, target = meta[what]
+        ok = sorted(v for v in measured if v is not None)
+        d = _digits(unit)
+        median = f"{statistics.median(ok):.{d}f} {unit}" if ok else "failed"
+        spread = f"{ok[0]:.{d}f} – {ok[-1]:.{d}f}" if ok else "-"
+        met = sum(1 for v in measured if v is not None and v <= target)
+        out.append((what, median, spread, f"{go:g} {unit}", f"≤ {target:g} {unit}", f"{met} of {len(measured)}"))
+    return out
+
+
+def spread_table(runs: list[dict]) -> str:
+    return _render(("figure", "median", "min – max", "Go original", "target", "met in"), spread_rows(runs))
 
 
 def _render(header: tuple[str, ...], body: list[tuple[str, ...]]) -> str:

@@ -66,3 +66,26 @@ def test_the_goals_table_names_each_target_and_the_go_reference():
     assert rows["1000 concurrent streams, p99 of a 5.0 s stream [web chat, WEB_CONCURRENCY=2]"][0] == "failed"
     assert rows["peak RSS in that run [official API]"][0] == "failed"
     assert report.goals_table(results).splitlines()[0].endswith("| met |")
+
+
+def test_the_spread_table_gives_median_range_and_runs_that_met_each_target():
+    def run(added_ms, p99_s, failures=0):
+        return {"a": {"direct": {"ttft_p50_ms": 0.2}, "proxy": {"ttft_p50_ms": 0.2 + added_ms}},
+                "c": {"ideal_s": 5.0, "direct": {"failures": 0, "total_p99_s": 5.0, "peak_rss_mb": 40.0, "streams": 2000},
+                      "proxy": {"failures": failures, "total_p99_s": p99_s, "peak_rss_mb": 120.0}}}
+
+    rows = {row[0]: row[1:] for row in report.spread_rows([run(0.5, 5.08), run(0.9, 5.30), run(0.7, 5.05, failures=2)])}
+    assert rows["added time to first token, p50 [web chat]"] == ("0.70 ms", "0.50 – 0.90", "0.26 ms", "≤ 0.6 ms",
+                                                                 "1 of 3")
+    assert rows["1000 concurrent streams, p99 of a 5.0 s stream [web chat]"][1:] == (
+        "5.08 – 5.30", "5.05 s", "≤ 5.1 s", "1 of 3")  # the run with failures meets nothing
+    assert report.spread_table([run(0.5, 5.08)]).splitlines()[0].endswith("| met in |")
+
+
+def test_the_floor_measures_each_small_app_and_zto(capsys):
+    from bench import floor
+
+    assert floor.main(["--rounds", "1", "--requests", "3", "--warmup", "1"]) == 0
+    table = capsys.readouterr().out.split("| app |", 1)[1]
+    for label in floor.LABELS.values():
+        assert f"| {label} | " in table
