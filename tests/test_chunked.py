@@ -14,12 +14,17 @@ import threading
 from pathlib import Path
 
 import pytest
+import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
+from zto.chat_request import build_chat_request
 from zto.chunked import ChunkedDecoder
 from zto.errors import UpstreamUnavailable
 from zto.http import StreamedBody, build_session, open_stream, send
+from zto.metrics import Metrics
+from zto.official import OfficialUpstream
+from zto.web_request import WebRequestBuilder
 
 # ---- the decoder -------------------------------------------------------------------------
 
@@ -211,3 +216,42 @@ def test_reusing_a_pooled_connection_does_not_wait_a_turn_of_the_event_loop():
     out = subprocess.run([sys.executable, "-c", GEVENT_CHECK], capture_output=True, text=True, timeout=30,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.split() == ["True", "False", "False"], out.stderr
+
+
+def test_a_connection_closed_before_any_answer_cannot_connect_as_requests_had_it(session):
+    """The server reads the request and closes: urllib3's ProtocolError, which requests
+    reported as a ConnectionError; the client is told Z.ai could not be reached."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def close_after_request():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.close()
+
+    threading.Thread(target=close_after_request, daemon=True).start()
+    with listener, pytest.raises(UpstreamUnavailable, match="Cannot connect to Z.ai"):
+        open_stream(session, "POST", f"http://127.0.0.1:{listener.getsockname()[1]}/api/chat/completions?x=1",
+                    {}, b"{}", timeout=(5, 5))
+
+
+def test_https_answers_are_checked_against_certifis_authorities_as_requests_checks_them(session):
+    port = socket.create_server(("127.0.0.1", 0)).getsockname()[1]  # closed at once: nothing listens
+    url = f"https://127.0.0.1:{port}/api/paas/v4/chat/completions"
+    with pytest.raises(UpstreamUnavailable):
+        open_stream(session, "POST", url, {}, b"{}", timeout=(2, 2))
+    where = requests.PreparedRequest()
+    where.url = url
+    pool = session.get_adapter(url).get_connection_with_tls_context(where, True, {}, None)  # the pool it used
+    assert pool.ca_certs == requests.certs.where() and pool.cert_reqs == "CERT_REQUIRED"
+
+
+def test_configured_urls_are_sent_percent_encoded(make_settings):
+    """open_stream sends a URL as it is given: the configured parts are encoded once."""
+    settings = make_settings(upstream_url="http://127.0.0.1:9/api/chat completions/é",
+                             api_base="http://127.0.0.1:9/api/paas v4", zai_api_keys=("0" * 32 + ".key",))
+    url, _, _ = WebRequestBuilder(settings).build(
+        build_chat_request({"model": "GLM-4.6", "messages": [{"role": "user", "content": "hi"}]}, settings=settings),
+        "a.b.c", "prod-fe-1.1.93")
+    assert url.startswith("http://127.0.0.1:9/api/chat%20completions/%C3%A9?")
+    assert OfficialUpstream(settings, build_session(settings), Metrics())._url == \
+        "http://127.0.0.1:9/api/paas%20v4/chat/completions"

@@ -22,6 +22,7 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 
 MODELS_CREATED = 1759190400  # 2025-09-30, when GLM-4.6 came out
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+WARNING_HEADER = "X-Zto-Warning"  # what the request was answered without (tools on the web chat, -Search on the API)
 
 
 class EventStream(Response):
@@ -34,7 +35,6 @@ class EventStream(Response):
 
     def iter_encoded(self):
         return iter(self.response)
-WARNING_HEADER = "X-Zto-Warning"  # what the request was answered without (tools on the web chat, -Search on the API)
 
 
 def _model(name: str) -> dict:

@@ -1,14 +1,17 @@
 """HTTP to Z.ai, shared by both upstreams: the pooled session, the streamed body, and
-the translation of ``requests`` failures into zto's errors.
+the translation of ``requests`` and ``urllib3`` failures into zto's errors.
 
 This is the only module that catches ``requests``/``urllib3`` exceptions: the web
-chat (``web_chat.py``) and the official API client call ``send`` and read
-``StreamedBody``, and see only ``UpstreamError``s (see ``errors.py``). The session is
+chat (``web_chat.py``) and the official API client call ``send`` (pages, guest
+tokens), ``open_stream`` (completions) and read ``StreamedBody``, and see only
+``UpstreamError``s (see ``errors.py``). The session is
 made once per app: a pool as large as the worker's concurrency, no environment
 look-ups (``trust_env`` off; ``UPSTREAM_PROXY`` is explicit), and a cookie jar that
 keeps nothing, so no guest's cookie ever reaches another.
 
-Ways around slow parts of requests and urllib3, on the streaming hot path:
+Ways around slow parts of requests and urllib3, on the streaming hot path (the last
+three on direct connections: through ``UPSTREAM_PROXY``, urllib3's proxy managers make
+pools of their own, and requests are sent as urllib3 sends them):
 
 - ``open_stream`` sends a completion request through the session's own adapter and
   connection pool but without ``Session.send``: a streamed answer needs none of its
@@ -242,12 +245,16 @@ def open_stream(session: requests.Session, method: str, url: str, headers: dict,
         time.sleep(0)  # under gevent, let the streams run: building this body held the event loop
     try:
         pool = adapter.get_connection_with_tls_context(where, session.verify, session.proxies, session.cert)
+        adapter.cert_verify(pool, base, session.verify, session.cert)  # certifi's CAs, as requests would
         path = adapter.request_url(where, session.proxies)
         target = {"encoded_target": path + mark + query} if getattr(pool, "takes_encoded_target", False) else {}
         raw = pool.urlopen(method, path if target else path + mark + query, body=body, headers=merged,
                            redirect=False, assert_same_host=False, preload_content=False, decode_content=False,
                            retries=adapter.max_retries, timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
                            chunked=False, **target)
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ClosedPoolError, ConnectionError) as exc:
+        # Before any answer, as requests has it: the server closed or reset the connection.
+        raise UpstreamUnavailable(f"Cannot connect to {upstream} ({url_setting} unreachable).") from exc
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
         raise translate_exception(exc, upstream, url_setting) from exc
     return UpstreamResponse(raw)

@@ -58,6 +58,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import orjson
+from requests.utils import requote_uri
 
 from .chat_request import split_model_suffixes
 from .errors import UpstreamError, UpstreamRejected, UpstreamUnavailable
@@ -435,7 +436,7 @@ class OfficialUpstream:
         self.keys = ApiKeys(settings.zai_api_keys, settings.api_key_cooldown_s)
         metrics.watch_api_keys(self.keys.set_aside_now)
         self._model_names = frozenset(name.lower() for name, _ in settings.api_model_map)
-        self._url = settings.api_base.rstrip("/") + "/chat/completions"
+        self._url = requote_uri(settings.api_base.rstrip("/") + "/chat/completions")  # sent as it is (open_stream)
         self._timeout = (settings.connect_timeout_s, settings.read_timeout_s)
 
     def models(self) -> list[str]:

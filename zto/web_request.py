@@ -18,6 +18,8 @@ from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
 from urllib.parse import urlencode, urlsplit
 
+from requests.utils import requote_uri
+
 from .chat_request import ChatRequest, split_model_suffixes, text_of
 from .settings import Settings
 from .signing import hmac_signature, sha256_signature
@@ -94,7 +96,8 @@ class WebRequestBuilder:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         origin = self.origin = settings.upstream_origin
-        self._url_prefix = settings.upstream_url + ("&" if "?" in settings.upstream_url else "?")
+        url = requote_uri(settings.upstream_url)  # requests are sent as encoded here (http.open_stream)
+        self._url_prefix = url + ("&" if "?" in url else "?")
         self.models = settings.models
         host = urlsplit(origin).netloc
         self.browser_headers = {
