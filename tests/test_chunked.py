@@ -11,6 +11,7 @@ import socketserver
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,10 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import API_KEY
 from zto.chat_request import build_chat_request
 from zto.chunked import ChunkedDecoder
-from zto.errors import UpstreamUnavailable
+from zto.errors import UpstreamTimeout, UpstreamUnavailable
 from zto.http import StreamedBody, build_session, open_stream, send
 from zto.metrics import Metrics
 from zto.official import OfficialUpstream
@@ -255,3 +257,72 @@ def test_configured_urls_are_sent_percent_encoded(make_settings):
     assert url.startswith("http://127.0.0.1:9/api/chat%20completions/%C3%A9?")
     assert OfficialUpstream(settings, build_session(settings), Metrics())._url == \
         "http://127.0.0.1:9/api/paas%20v4/chat/completions"
+
+
+# ---- the read timeout while a body is read (SilentBodies) -------------------------------------
+
+def paced_server(pieces: list[tuple[float, bytes]]):
+    """A server answering each request with a chunked head, then each (pause, chunk) in
+    turn; the body ends after the last. Connections are kept alive."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    while conn.recv(65536):  # one request per read: they are small
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                     b"Transfer-Encoding: chunked\r\n\r\n")
+                        for pause, chunk in pieces:
+                            time.sleep(pause)
+                            conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        conn.sendall(b"0\r\n\r\n")
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+def test_an_upstream_silent_mid_answer_for_the_read_timeout_is_cut_as_a_timeout(session):
+    with paced_server([(0, b"data: 1\n\n"), (5, b"data: 2\n\n")]) as listener:
+        started = time.monotonic()
+        body = StreamedBody(open_stream(session, "POST", f"http://127.0.0.1:{listener.getsockname()[1]}/x", {},
+                                        b"{}", timeout=(5, 0.5)))
+        chunks = body.chunks()
+        assert next(chunks) == b"data: 1\n\n"
+        with pytest.raises(UpstreamTimeout, match="UPSTREAM_READ_TIMEOUT"):
+            next(chunks)
+        assert 0.5 <= time.monotonic() - started < 2.5
+        body.close()
+    assert not session.get_adapter("http://x").silent_bodies._bodies
+
+
+def test_a_client_slow_to_take_the_chunks_is_not_an_upstream_silence(session):
+    """Only a read waiting for the upstream counts: time spent writing to a slow client
+    between two reads does not, however long."""
+    with paced_server([(0, b"data: 1\n\n"), (0.2, b"data: 2\n\n")]) as listener:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/x"
+        for _ in range(2):  # the second time on the pooled connection, its timeout given back
+            body = StreamedBody(open_stream(session, "POST", url, {}, b"{}", timeout=(5, 0.5)))
+            chunks = body.chunks()
+            assert next(chunks) == b"data: 1\n\n"
+            time.sleep(1.0)  # twice the read timeout, "writing"
+            assert b"".join(chunks) == b"data: 2\n\n"
+            body.release()
+    assert not session.get_adapter(url).silent_bodies._bodies
+
+
+def test_a_stream_silent_mid_answer_ends_with_a_timeout_event(client_with):
+    client = client_with(read_timeout_s=0.5)
+    started = time.monotonic()
+    response = client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {API_KEY}"},
+                           json={"messages": [{"role": "user", "content": "scenario:long transport:delay=3"}],
+                                 "stream": True})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and '"code":"upstream_timeout"' in text.replace(" ", "")
+    assert text.rstrip().endswith("data: [DONE]") and time.monotonic() - started < 2.9

@@ -30,14 +30,21 @@ pools of their own, and requests are sent as urllib3 sends them):
   few Python calls per chunk and yields one chunk per call, so events that arrived
   together could not leave together. When the answer is complete the connection goes
   back to the pool as urllib3 would put it. Compressed answers still go through urllib3.
+  While it reads, ``UPSTREAM_READ_TIMEOUT`` is kept by one watcher for every body
+  (``SilentBodies``), not by the socket: under gevent a socket timeout is a timer made,
+  started and cancelled around every wait, a twentieth of the worker's CPU under 1000
+  slow streams.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import math
 import re
 import select
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from http import cookiejar
@@ -139,7 +146,52 @@ class _HTTPSPool(_EncodedTarget, urllib3.HTTPSConnectionPool):
     ConnectionCls = OneWriteHTTPSConnection
 
 
+NOT_WAITING = math.inf
+
+
+class SilentBodies:
+    """The bodies being read (``StreamedBody``), each with the time its read began to wait;
+    one watcher thread (a greenlet under gevent), started on first use, shuts the socket of
+    any that has waited longer than its read timeout, which ends the read blocked on it.
+    A body is let go before its connection goes back to the pool, so a pooled connection
+    is never shut."""
+
+    CHECK_S = 0.25  # how late a read timeout may act, at most
+
+    def __init__(self) -> None:
+        self._bodies: set[StreamedBody] = set()
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+
+    def add(self, body: StreamedBody) -> None:
+        with self._lock:
+            self._bodies.add(body)
+            if self._watcher is None:  # started in the worker that uses it, never before a fork
+                self._watcher = threading.Thread(target=self._watch, name="silent-upstreams", daemon=True)
+                self._watcher.start()
+
+    def discard(self, body: StreamedBody) -> None:
+        with self._lock:
+            self._bodies.discard(body)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.CHECK_S)
+            now = time.monotonic()
+            with self._lock:
+                silent = [body for body in self._bodies if now - body.waiting_since > body.read_timeout]
+                for body in silent:
+                    self._bodies.discard(body)
+                    body.cut()
+
+
 class _Adapter(HTTPAdapter):
+    silent_bodies: SilentBodies
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.silent_bodies = SilentBodies()
+
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
@@ -187,12 +239,13 @@ class UpstreamResponse:
     up in any case) and its open body, urllib3's response (``raw``), which
     ``StreamedBody`` reads."""
 
-    __slots__ = ("raw", "status_code", "headers")
+    __slots__ = ("raw", "status_code", "headers", "silent_bodies")
 
-    def __init__(self, raw: urllib3.HTTPResponse) -> None:
+    def __init__(self, raw: urllib3.HTTPResponse, silent_bodies: SilentBodies | None = None) -> None:
         self.raw = raw
         self.status_code = raw.status
         self.headers = raw.headers
+        self.silent_bodies = silent_bodies  # who keeps the read timeout while the body is read
 
     @property
     def text(self) -> str:
@@ -257,7 +310,7 @@ def open_stream(session: requests.Session, method: str, url: str, headers: dict,
         raise UpstreamUnavailable(f"Cannot connect to {upstream} ({url_setting} unreachable).") from exc
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
         raise translate_exception(exc, upstream, url_setting) from exc
-    return UpstreamResponse(raw)
+    return UpstreamResponse(raw, getattr(adapter, "silent_bodies", None))
 
 
 def error_text(response: requests.Response | UpstreamResponse, limit: int = 2000) -> str:
@@ -292,9 +345,13 @@ class StreamedBody:
     ``release()`` after a complete answer (the connection may be reused) or ``close()``
     (it is dropped)."""
 
+    waiting_since = NOT_WAITING  # time.monotonic() when the read now waiting began
+    read_timeout = 0.0
+
     def __init__(self, response: requests.Response | UpstreamResponse, upstream: str = "Z.ai") -> None:
         self._response = response
         self._upstream = upstream
+        self._cut = False
         # One iterator for the whole body: abandoning urllib3's chunk reader halfway
         # closes the connection, so release() must go on with the same one.
         self._chunks = self._read()
@@ -315,21 +372,50 @@ class StreamedBody:
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise translate_exception(exc, self._upstream) from exc
 
-    @staticmethod
-    def _read_chunked(raw: urllib3.HTTPResponse, fp) -> Iterator[bytes]:
+    def _read_chunked(self, raw: urllib3.HTTPResponse, fp) -> Iterator[bytes]:
         decoder = ChunkedDecoder()
-        while not decoder.done:
-            # peek waits inside the file's own buffer; read1 then takes what it holds. (read1
-            # alone would allocate its whole size for every wait: 1000 waiting streams,
-            # 1000 such buffers.)
-            if not fp.peek(1):
-                raise ConnectionError("the connection closed inside the answer")
-            if body := decoder.feed(fp.read1(READ_SIZE)):
-                yield body
+        watch = self._watched_by(raw)
+        try:
+            while not decoder.done:
+                # peek waits inside the file's own buffer; read1 then takes what it holds. (read1
+                # alone would allocate its whole size for every wait: 1000 waiting streams,
+                # 1000 such buffers.)
+                self.waiting_since = time.monotonic()
+                arrived = fp.peek(1)
+                self.waiting_since = NOT_WAITING  # writing to the client is not the upstream's silence
+                if not arrived:
+                    if self._cut:
+                        raise TimeoutError("no data for the read timeout")
+                    raise ConnectionError("the connection closed inside the answer")
+                if body := decoder.feed(fp.read1(READ_SIZE)):
+                    yield body
+        finally:
+            if watch is not None:
+                watch.discard(self)
         # The answer is complete: close http.client's response object (not the socket: it
         # does the same itself at a body's end) and hand the connection back to the pool.
         raw._fp._close_conn()
         raw.release_conn()
+
+    def _watched_by(self, raw: urllib3.HTTPResponse) -> SilentBodies | None:
+        """Hand the read timeout over from the socket to the session's ``SilentBodies``."""
+        watch = getattr(self._response, "silent_bodies", None)
+        sock = getattr(raw.connection, "sock", None)
+        timeout = sock.gettimeout() if sock is not None else None
+        if watch is None or not timeout:
+            return None  # the socket keeps its own timeout (or has none)
+        self._sock, self.read_timeout = sock, timeout
+        sock.settimeout(None)  # urllib3 sets it again for the connection's next request
+        watch.add(self)
+        return watch
+
+    def cut(self) -> None:
+        """Silent too long (``SilentBodies``): end the read waiting on this body's socket."""
+        self._cut = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
 
     def release(self) -> None:
         """Read what is left of the body, if it comes at once, so that the connection
