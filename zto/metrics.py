@@ -96,16 +96,23 @@ class Metrics:
         self.answers = Counter(
             "zto_upstream_answers", "Answers started, by the upstream that gave them and whether another refused first.",
             ["upstream", "fell_back"], registry=registry)
-        for kind in TOKEN_KINDS:
-            self.tokens_in_use.labels(kind)
+        # Each request meets a handful of labelled series: they are looked up in these dicts
+        # (keys of a few known values), not through labels(), which validates and locks.
+        self._tokens_gauges = {kind: self.tokens_in_use.labels(kind) for kind in TOKEN_KINDS}
+        self._request_series: dict[tuple, tuple] = {}
+        self._answer_counters: dict[tuple, object] = {}
         # Every kind shows from the start (at 0), so an alert on a rate has a series to watch.
         self._error_counters = {kind: self.upstream_errors.labels(kind) for kind in (*UPSTREAM_ERROR_KINDS.values(), OTHER_KIND)}
 
     # -- hooks -----------------------------------------------------------------
 
     def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, path, str(status)).inc()
-        self.latency.labels(path).observe(seconds)
+        series = self._request_series.get((method, path, status))
+        if series is None:
+            series = self._request_series[method, path, status] = (
+                self.requests.labels(method, path, str(status)), self.latency.labels(path))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def first_token(self, seconds: float) -> None:
         self.ttft.observe(seconds)
@@ -121,12 +128,16 @@ class Metrics:
 
     def upstream_opened(self, token_kind: str) -> Callable[[], None]:
         """Count an upstream answer as open; the returned function, called once, closes it."""
-        gauge = self.tokens_in_use.labels(token_kind)
+        gauge = self._tokens_gauges.get(token_kind) or self.tokens_in_use.labels(token_kind)
         gauge.inc()
         return gauge.dec
 
     def upstream_answered(self, upstream: str, fell_back: bool) -> None:
-        self.answers.labels(upstream, "true" if fell_back else "false").inc()
+        counter = self._answer_counters.get((upstream, fell_back))
+        if counter is None:
+            counter = self._answer_counters[upstream, fell_back] = self.answers.labels(
+                upstream, "true" if fell_back else "false")
+        counter.inc()
 
     def watch_api_keys(self, set_aside: Callable[[], list[dict]]) -> None:
         """Serve ``set_aside()`` (``ApiKeys.set_aside_now``: redacted key, seconds left,

@@ -20,6 +20,7 @@ period minus the margin.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -58,14 +59,19 @@ def margin_s(grace_s: float) -> float:
 
 def _current():
     """The greenlet running this code under gevent, else the thread."""
+    return _current_getter()()
+
+
+@functools.cache  # asked once per stream; gevent patches before the app loads, so the answer holds
+def _current_getter():
     try:
         from gevent import monkey
     except ImportError:  # pragma: no cover - gevent is a runtime dependency
-        return threading.current_thread()
+        return threading.current_thread
     if monkey.is_module_patched("socket"):
         import greenlet
-        return greenlet.getcurrent()
-    return threading.current_thread()
+        return greenlet.getcurrent
+    return threading.current_thread
 
 
 class Shutdown:
