@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class SSEDecoder:
     def __init__(self) -> None:
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._pending = ""  # an unterminated line
+        self._pending: list[str] = []  # the pieces of an unterminated line, joined once it ends
         self._after_cr = False  # the last text ended in CR: a leading LF belongs to it
 
     def feed(self, data: bytes) -> list[str]:
@@ -37,14 +37,25 @@ class SSEDecoder:
         self._after_cr = text.endswith("\r")
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-        lines = (self._pending + text).split("\n")
-        self._pending = lines.pop()
+        if "\n" not in text:
+            # A long line arriving in small reads is kept in pieces: adding each read to the
+            # whole would copy the line over and over (quadratic in its length).
+            self._pending.append(text)
+            return []
+        if self._pending:
+            self._pending.append(text)
+            text = "".join(self._pending)
+            self._pending.clear()
+        lines = text.split("\n")
+        if lines[-1]:
+            self._pending.append(lines[-1])
+        lines.pop()
         return [payload for payload in map(_data_of, lines) if payload is not None]
 
     def close(self) -> list[str]:
         """End of body: decode what remains, including a last line with no line end."""
-        rest = self._pending + self._text.decode(b"", final=True)
-        self._pending = ""
+        rest = "".join(self._pending) + self._text.decode(b"", final=True)
+        self._pending.clear()
         payload = _data_of(rest) if rest else None
         return [payload] if payload is not None else []
 
