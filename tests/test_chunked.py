@@ -23,7 +23,7 @@ from conftest import API_KEY
 from zto.chat_request import build_chat_request
 from zto.chunked import ChunkedDecoder
 from zto.errors import UpstreamTimeout, UpstreamUnavailable
-from zto.http import StreamedBody, build_session, open_stream, send
+from zto.http import SilentBodies, StreamedBody, build_session, open_stream, send
 from zto.metrics import Metrics
 from zto.official import OfficialUpstream
 from zto.web_request import WebRequestBuilder
@@ -326,3 +326,64 @@ def test_a_stream_silent_mid_answer_ends_with_a_timeout_event(client_with):
     text = response.get_data(as_text=True)
     assert response.status_code == 200 and '"code":"upstream_timeout"' in text.replace(" ", "")
     assert text.rstrip().endswith("data: [DONE]") and time.monotonic() - started < 2.9
+
+
+GEVENT_SILENCE = r"""
+from gevent import monkey
+monkey.patch_all()
+import socket, sys, tempfile, gevent
+sys.path.insert(0, ".")
+from zto.errors import UpstreamTimeout
+from zto.http import StreamedBody, build_session, open_stream
+from zto.settings import load_settings
+
+listener = socket.create_server(("127.0.0.1", 0))
+
+def serve():
+    conn, _ = listener.accept()
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n")
+    gevent.sleep(5)
+
+gevent.spawn(serve)
+session = build_session(load_settings({}, env_dir=tempfile.mkdtemp()))
+body = StreamedBody(open_stream(session, "POST", f"http://127.0.0.1:{listener.getsockname()[1]}/x", {}, b"{}",
+                                timeout=(5, 0.5)))
+chunks = body.chunks()
+print(next(chunks) == b"data: 1\n\n")
+try:
+    next(chunks)
+except UpstreamTimeout as error:
+    print("UpstreamTimeout")
+except Exception as error:
+    print(type(error).__name__, error)
+"""
+
+
+def test_under_gevent_a_silent_upstream_is_a_timeout_too():
+    """gevent's shutdown wakes the blocked read with an error (not an end of file): it is
+    a timeout all the same, a 504 or an upstream_timeout event, not a broken connection."""
+    out = subprocess.run([sys.executable, "-c", GEVENT_SILENCE], capture_output=True, text=True, timeout=30,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.split("\n")[:2] == ["True", "UpstreamTimeout"], out.stdout + out.stderr
+
+
+def test_one_body_that_cannot_be_cut_does_not_end_the_watch_of_the_others():
+    class Body:
+        read_timeout = 0.1
+
+        def __init__(self, fails: bool) -> None:
+            self.waiting_since, self.fails, self.cut_done = time.monotonic(), fails, threading.Event()
+
+        def cut(self) -> None:
+            self.cut_done.set()
+            if self.fails:
+                raise AttributeError("'SSLTransport' object has no attribute 'shutdown'")
+
+    watch = SilentBodies()
+    first = Body(fails=True)
+    watch.add(first)
+    assert first.cut_done.wait(5)
+    second = Body(fails=False)
+    watch.add(second)
+    assert second.cut_done.wait(5)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import math
 import re
 import select
@@ -58,6 +59,8 @@ from requests.structures import CaseInsensitiveDict
 from .chunked import ChunkedDecoder
 from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
 DRAIN_LIMIT = 256 * 1024  # bytes read past the answer's end to keep the connection
@@ -182,7 +185,10 @@ class SilentBodies:
                 silent = [body for body in self._bodies if now - body.waiting_since > body.read_timeout]
                 for body in silent:
                     self._bodies.discard(body)
-                    body.cut()
+                    try:
+                        body.cut()
+                    except Exception:  # one body's failure must not end the watch of the others
+                        log.exception("ending a silent upstream answer failed")
 
 
 class _Adapter(HTTPAdapter):
@@ -381,13 +387,18 @@ class StreamedBody:
                 # alone would allocate its whole size for every wait: 1000 waiting streams,
                 # 1000 such buffers.)
                 self.waiting_since = time.monotonic()
-                arrived = fp.peek(1)
+                try:
+                    arrived = fp.peek(1)
+                except OSError:  # under gevent, a shutdown cancels the wait with an error
+                    self._raise_if_cut()
+                    raise
                 self.waiting_since = NOT_WAITING  # writing to the client is not the upstream's silence
                 if not arrived:
-                    if self._cut:
-                        raise TimeoutError("no data for the read timeout")
+                    self._raise_if_cut()
                     raise ConnectionError("the connection closed inside the answer")
-                if body := decoder.feed(fp.read1(READ_SIZE)):
+                data = fp.read1(READ_SIZE)
+                self._raise_if_cut()  # cut while reading (threads): a TLS socket is unwrapped by its shutdown
+                if body := decoder.feed(data):
                     yield body
         finally:
             if watch is not None:
@@ -402,12 +413,18 @@ class StreamedBody:
         watch = getattr(self._response, "silent_bodies", None)
         sock = getattr(raw.connection, "sock", None)
         timeout = sock.gettimeout() if sock is not None else None
-        if watch is None or not timeout:
-            return None  # the socket keeps its own timeout (or has none)
+        if watch is None or not timeout or not isinstance(sock, socket.socket):
+            # The socket keeps its own timeout (or has none); so does TLS inside a TLS proxy
+            # tunnel, whose urllib3 SSLTransport cannot be shut.
+            return None
         self._sock, self.read_timeout = sock, timeout
         sock.settimeout(None)  # urllib3 sets it again for the connection's next request
         watch.add(self)
         return watch
+
+    def _raise_if_cut(self) -> None:
+        if self._cut:
+            raise TimeoutError("no data for the read timeout")
 
     def cut(self) -> None:
         """Silent too long (``SilentBodies``): end the read waiting on this body's socket."""
