@@ -387,3 +387,27 @@ def test_one_body_that_cannot_be_cut_does_not_end_the_watch_of_the_others():
     second = Body(fails=False)
     watch.add(second)
     assert second.cut_done.wait(5)
+
+
+def test_the_watcher_ends_when_idle_and_starts_again(monkeypatch):
+    monkeypatch.setattr(SilentBodies, "IDLE_S", 0.3)
+
+    class Body:
+        read_timeout = 0.1
+
+        def __init__(self) -> None:
+            self.waiting_since, self.cut_done = time.monotonic(), threading.Event()
+
+        def cut(self) -> None:
+            self.cut_done.set()
+
+    watch = SilentBodies()
+    first = Body()
+    watch.add(first)
+    assert first.cut_done.wait(5)
+    watcher = watch._watcher
+    watcher.join(5)
+    assert not watcher.is_alive() and watch._watcher is None
+    second = Body()
+    watch.add(second)
+    assert second.cut_done.wait(5)

@@ -157,9 +157,11 @@ class SilentBodies:
     one watcher thread (a greenlet under gevent), started on first use, shuts the socket of
     any that has waited longer than its read timeout, which ends the read blocked on it.
     A body is let go before its connection goes back to the pool, so a pooled connection
-    is never shut."""
+    is never shut. The watcher ends after ``IDLE_S`` with no body, and the next starts it
+    again."""
 
     CHECK_S = 0.25  # how late a read timeout may act, at most
+    IDLE_S = 30.0
 
     def __init__(self) -> None:
         self._bodies: set[StreamedBody] = set()
@@ -178,10 +180,16 @@ class SilentBodies:
             self._bodies.discard(body)
 
     def _watch(self) -> None:
+        last_busy = time.monotonic()
         while True:
             time.sleep(self.CHECK_S)
             now = time.monotonic()
             with self._lock:
+                if self._bodies:
+                    last_busy = now
+                elif now - last_busy > self.IDLE_S:
+                    self._watcher = None
+                    return
                 silent = [body for body in self._bodies if now - body.waiting_since > body.read_timeout]
                 for body in silent:
                     self._bodies.discard(body)
