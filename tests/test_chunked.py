@@ -23,7 +23,7 @@ from conftest import API_KEY
 from zto.chat_request import build_chat_request
 from zto.chunked import ChunkedDecoder
 from zto.errors import UpstreamTimeout, UpstreamUnavailable
-from zto.http import SilentBodies, StreamedBody, build_session, open_stream, send
+from zto.http import SilentBodies, StreamedBody, build_session, error_text, open_stream, send
 from zto.metrics import Metrics
 from zto.official import OfficialUpstream
 from zto.web_request import WebRequestBuilder
@@ -411,3 +411,27 @@ def test_the_watcher_ends_when_idle_and_starts_again(monkeypatch):
     second = Body()
     watch.add(second)
     assert second.cut_done.wait(5)
+
+
+@pytest.mark.parametrize("content_type, body, text", [
+    ("text/plain; charset=gbk", "服务繁忙".encode("gbk"), "服务繁忙"),
+    ("application/json", b'{"error": "bad"}', '{"error": "bad"}'),
+    ("text/plain; charset=no-such-charset", "café".encode(), "café"),
+])
+def test_an_error_answer_is_read_in_its_charset(session, content_type, body, text):
+    """Z.ai's error text reaches the client's message readable: decoded as its
+    Content-Type says (as requests' Response.text does), UTF-8 if Python does not know it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 503 Busy\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
+                         % (content_type.encode(), len(body), body))
+
+    threading.Thread(target=answer, daemon=True).start()
+    with listener:
+        response = open_stream(session, "POST", f"http://127.0.0.1:{listener.getsockname()[1]}/x", {}, b"{}",
+                               timeout=(5, 5))
+        assert response.status_code == 503 and error_text(response) == text

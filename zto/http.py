@@ -55,6 +55,7 @@ import urllib3.connection
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
 
 from .chunked import ChunkedDecoder
 from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
@@ -134,8 +135,6 @@ class _EncodedTarget:
     """For urllib3's pools: ``urlopen(..., encoded_target=t)`` sends ``t`` as the request
     target, as it is. urlopen percent-encodes the URL it is given first, which our
     targets, made by ``urlencode``, never need; it is then given the short path alone."""
-
-    takes_encoded_target = True
 
     def _make_request(self, conn, method, url, *args, encoded_target: str | None = None, **kwargs):
         return super()._make_request(conn, method, encoded_target or url, *args, **kwargs)
@@ -265,7 +264,10 @@ class UpstreamResponse:
     def text(self) -> str:
         """The body (its first ``ERROR_BODY_LIMIT`` bytes), decoded: for error answers."""
         data = self.raw.read(ERROR_BODY_LIMIT, decode_content=True)
-        return data.decode(_charset_of(self.headers.get("Content-Type", "")) or "utf-8", "replace")
+        try:  # the charset requests' Response.text would use
+            return data.decode(get_encoding_from_headers(self.headers) or "utf-8", "replace")
+        except LookupError:  # a charset Python does not know
+            return data.decode("utf-8", "replace")
 
     def close(self) -> None:
         """Drop the connection unless the body was read to its end (then it is pooled)."""
@@ -275,19 +277,6 @@ class UpstreamResponse:
 
 
 ERROR_BODY_LIMIT = 64 * 1024
-
-
-def _charset_of(content_type: str) -> str | None:
-    for param in content_type.split(";")[1:]:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip():
-            charset = value.strip().strip('"')
-            try:
-                "".encode(charset)
-            except LookupError:
-                return None
-            return charset
-    return None
 
 
 def open_stream(session: requests.Session, method: str, url: str, headers: dict, body: bytes, *,
@@ -314,7 +303,7 @@ def open_stream(session: requests.Session, method: str, url: str, headers: dict,
         pool = adapter.get_connection_with_tls_context(where, session.verify, session.proxies, session.cert)
         adapter.cert_verify(pool, base, session.verify, session.cert)  # certifi's CAs, as requests would
         path = adapter.request_url(where, session.proxies)
-        target = {"encoded_target": path + mark + query} if getattr(pool, "takes_encoded_target", False) else {}
+        target = {"encoded_target": path + mark + query} if isinstance(pool, _EncodedTarget) else {}
         raw = pool.urlopen(method, path if target else path + mark + query, body=body, headers=merged,
                            redirect=False, assert_same_host=False, preload_content=False, decode_content=False,
                            retries=adapter.max_retries, timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
