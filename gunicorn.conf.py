@@ -11,7 +11,8 @@ prometheus_client's multiprocess mode: the master makes a fresh directory per st
 and hands it to the workers as PROMETHEUS_MULTIPROC_DIR (before any of them imports
 prometheus_client), `child_exit` marks a dead worker's live gauges gone, and the
 directory is removed on exit. The dashboard's statistics are shared through Redis
-(REDIS_URL); without it each worker keeps its own and the dashboard says so.
+(REDIS_URL); without it each worker keeps its own and the dashboard says so. A worker
+that ends (stop, reload, max_requests) writes its last statistics in `worker_exit`.
 """
 
 import gc
@@ -69,6 +70,15 @@ def post_worker_init(worker):
     # collection under 1000 open streams walks the streams' objects alone.
     gc.collect()
     gc.freeze()
+
+
+def worker_exit(server, worker):
+    # gunicorn also calls it in the master, for a worker found already gone: no app there.
+    app = getattr(worker, "wsgi", None)
+    if app is not None:
+        from zto.app import close_app
+
+        close_app(app)
 
 
 def child_exit(server, worker):

@@ -154,8 +154,9 @@ class LiveServer:
 
 
 def start_gunicorn(workdir: Path, env: dict[str, str], env_local: dict[str, str] | None = None,
-                   timeout: float = 30.0) -> LiveServer:
-    """Start ``gunicorn -c gunicorn.conf.py`` as ``make run`` does, from ``workdir``."""
+                   timeout: float = 30.0, args: tuple[str, ...] = ()) -> LiveServer:
+    """Start ``gunicorn -c gunicorn.conf.py`` as ``make run`` does, from ``workdir``;
+    ``args`` are more of gunicorn's arguments (e.g. another app module)."""
     workdir.mkdir(parents=True, exist_ok=True)
     if env_local is not None:
         (workdir / ".env.local").write_text("".join(f"{k}={v}\n" for k, v in env_local.items()))
@@ -164,7 +165,7 @@ def start_gunicorn(workdir: Path, env: dict[str, str], env_local: dict[str, str]
     full_env.update(env, PORT=str(port), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     log_path = workdir / "gunicorn.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")],
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), *args],
         cwd=workdir, env=full_env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
     )
     server = LiveServer(f"http://127.0.0.1:{port}", process, log_path)
@@ -226,8 +227,8 @@ def start_server(tmp_path):
     """Start a gunicorn with the given environment; stopped after the test."""
     servers = []
 
-    def start(env: dict[str, str], env_local: dict[str, str] | None = None) -> LiveServer:
-        server = start_gunicorn(tmp_path / f"server{len(servers)}", env, env_local)
+    def start(env: dict[str, str], env_local: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> LiveServer:
+        server = start_gunicorn(tmp_path / f"server{len(servers)}", env, env_local, args=args)
         servers.append(server)
         return server
 

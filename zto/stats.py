@@ -2,7 +2,7 @@
 
 A request is recorded when it truly ends: after the last byte of a stream, or when
 the client walked away. Two stores keep them, behind one small interface
-(``StatsStore``: ``begin``, ``finish``, ``snapshot``):
+(``StatsStore``: ``begin``, ``finish``, ``snapshot``, ``close``):
 
 - ``Stats`` (the default): in the worker's memory, a lock, a bounded deque and a few
   counters; ``snapshot`` copies under the lock and computes outside it. Each worker
@@ -164,6 +164,9 @@ class StatsStore(Protocol):
 
     def snapshot(self) -> dict: ...
 
+    def close(self) -> None:
+        """The process ends: hand on what is not yet written (best effort, briefly)."""
+
 
 class Stats:
     """The embedded store: this worker's traffic, in its memory."""
@@ -194,4 +197,7 @@ class Stats:
             recent = list(self._recent)
             totals, in_flight = replace(self._totals), self._in_flight
         return summarize(totals, recent, in_flight, self._started, shared=False)
+
+    def close(self) -> None:
+        """Nothing to hand on: these statistics end with the process."""
 

@@ -9,17 +9,24 @@ The keys, under ``zto:stats:``:
 - ``recent``: a list of the last 100 records as JSON, newest first (LPUSH + LTRIM);
   every field of ``RequestRecord`` is written, so fields added there flow through;
 - ``in_flight``: a hash of process id -> ``"<count> <unix time>"``; each process rewrites
-  its own entry, and entries not refreshed for ``IN_FLIGHT_STALE_S`` (a process that died)
-  are left out of the sum.
+  its own entry and removes it when it ends, and entries not refreshed for
+  ``IN_FLIGHT_STALE_S`` (a process killed, or one that ended while Redis was down) are
+  left out of the sum.
 
 Writes never slow an answer: ``begin`` and ``finish`` only touch memory under a lock.
-A background thread (a greenlet under the gevent worker) writes what accumulated every
-``FLUSH_INTERVAL_S`` in one MULTI/EXEC. When Redis is slow, the answers do not wait for
-it; when it is unreachable, the totals keep adding up in memory (and the last 100
-records stay queued) and are written once it is back, so an outage loses no counts
-unless the process ends meanwhile. Reads (``snapshot``, for the dashboard) go to Redis
-with a short timeout and raise ``StatsUnavailable`` when it cannot answer; the dashboard
-then says so, and nothing else is affected.
+A background thread (a greenlet under the gevent worker), started with the first
+request, writes at once and then what accumulated every ``FLUSH_INTERVAL_S``, in one
+MULTI/EXEC. When Redis is slow, the answers do not wait for it; when it is unreachable,
+the totals keep adding up in memory (and the last 100 records stay queued) and are
+written once it is back, so an outage loses no counts unless the process ends meanwhile.
+When the process ends, ``close`` (gunicorn's ``worker_exit`` calls it, through
+``zto.app.close_app``) stops the writer and makes one last write of what is pending,
+which also removes the process's ``in_flight`` entry; if Redis cannot take it within the
+short timeouts, a warning says how many requests went uncounted.
+
+Reads (``snapshot``, for the dashboard) go to Redis with a short timeout and raise
+``StatsUnavailable`` when it cannot answer; the dashboard then says so, and nothing else
+is affected.
 """
 
 from __future__ import annotations
@@ -53,17 +60,18 @@ RETRY_AFTER_S = (0.5, 1.0, 2.0, 5.0)  # pauses between writes while Redis is unr
 
 
 class RedisStats:
-    """The shared store; the same interface as the embedded ``Stats``."""
+    """The shared store; the same interface as the embedded ``Stats``. ``flush_interval``:
+    ``FLUSH_INTERVAL_S`` as it is when the store is made, unless given."""
 
     shared = True
 
-    def __init__(self, url: str, recent: int = RECENT, *, flush_interval: float = FLUSH_INTERVAL_S) -> None:
+    def __init__(self, url: str, recent: int = RECENT, *, flush_interval: float | None = None) -> None:
         # No retries inside the client: the writer retries on its own schedule, and a
         # dashboard read should fail fast rather than hang on a dead Redis.
         self._redis = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
                                            retry=Retry(NoBackoff(), 0))
         self._recent_limit = recent
-        self._flush_interval = flush_interval
+        self._flush_interval = FLUSH_INTERVAL_S if flush_interval is None else flush_interval
         self._id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._started = time.time()
         self._lock = threading.Lock()
@@ -103,32 +111,19 @@ class RedisStats:
         self._writer.start()
 
     def _write_forever(self) -> None:
-        pause = self._flush_interval
+        pause = 0.0  # the first write at once: the process's in_flight entry appears with its first request
         while not self._closed.wait(pause):
             pause = self._flush_interval if self.flush() else RETRY_AFTER_S[min(self._failures, len(RETRY_AFTER_S)) - 1]
 
     def flush(self) -> bool:
         """Write what accumulated; False if Redis failed (it is kept for the next try)."""
         now = time.time()
-        with self._lock:
-            totals, self._pending = self._pending, Totals()
-            records = list(self._pending_records)
-            self._pending_records.clear()
-            in_flight = self._in_flight
+        totals, records, in_flight = self._take_pending()
         heartbeat_due = in_flight != self._written_in_flight or now - self._last_heartbeat >= HEARTBEAT_S
         if not totals.total and not heartbeat_due:
             return True
         try:
-            pipe = self._redis.pipeline(transaction=True)
-            if totals.total:
-                pipe.hincrby(TOTALS, "total", totals.total)
-                pipe.hincrby(TOTALS, "successful", totals.successful)
-                pipe.hincrbyfloat(TOTALS, "duration_ms_sum", totals.duration_ms_sum)
-                pipe.zadd(LAST_AT, {"last": totals.last_at}, gt=True)
-                pipe.lpush(RECENT_LIST, *(orjson.dumps(asdict(r)) for r in records))
-                pipe.ltrim(RECENT_LIST, 0, self._recent_limit - 1)
-            pipe.hset(IN_FLIGHT, self._id, f"{in_flight} {now}")
-            pipe.execute()
+            self._write(totals, records, f"{in_flight} {now}")
         except (redis.RedisError, OSError) as exc:
             with self._lock:  # keep it all for the next try; newer records go after these
                 self._pending.merge(totals)
@@ -147,12 +142,47 @@ class RedisStats:
         return True
 
     def close(self) -> None:
-        """Stop the writer after one last write (best effort)."""
+        """At the process's end: stop the writer, then write what is pending and remove this
+        process's ``in_flight`` entry, in one try bounded by the short timeouts."""
+        if self._closed.is_set():
+            return
         self._closed.set()
-        if self._writer is not None:
+        try:
+            if self._writer is None:  # never used: nothing pending, no entry written
+                return
             self._writer.join(TIMEOUT_S * 3)
-        self.flush()
-        self._redis.close()
+            totals, records, _ = self._take_pending()
+            try:
+                self._write(totals, records, None)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("Redis cannot take the last statistics of this process as it ends (%s): %d request(s) "
+                            "are not counted.", type(exc).__name__, totals.total)
+        finally:
+            self._redis.close()
+
+    def _take_pending(self) -> tuple[Totals, list[RequestRecord], int]:
+        with self._lock:
+            totals, self._pending = self._pending, Totals()
+            records = list(self._pending_records)
+            self._pending_records.clear()
+            return totals, records, self._in_flight
+
+    def _write(self, totals: Totals, records: list[RequestRecord], in_flight_entry: str | None) -> None:
+        """One MULTI/EXEC: add ``totals`` and ``records``, then set this process's
+        ``in_flight`` entry, or remove it (None)."""
+        pipe = self._redis.pipeline(transaction=True)
+        if totals.total:
+            pipe.hincrby(TOTALS, "total", totals.total)
+            pipe.hincrby(TOTALS, "successful", totals.successful)
+            pipe.hincrbyfloat(TOTALS, "duration_ms_sum", totals.duration_ms_sum)
+            pipe.zadd(LAST_AT, {"last": totals.last_at}, gt=True)
+            pipe.lpush(RECENT_LIST, *(orjson.dumps(asdict(r)) for r in records))
+            pipe.ltrim(RECENT_LIST, 0, self._recent_limit - 1)
+        if in_flight_entry is None:
+            pipe.hdel(IN_FLIGHT, self._id)
+        else:
+            pipe.hset(IN_FLIGHT, self._id, in_flight_entry)
+        pipe.execute()
 
     # -- the dashboard's read ----------------------------------------------------------------
 
