@@ -12,7 +12,7 @@ and hands it to the workers as PROMETHEUS_MULTIPROC_DIR (before any of them impo
 prometheus_client), `child_exit` marks a dead worker's live gauges gone, and the
 directory is removed on exit. The dashboard's statistics are shared through Redis
 (REDIS_URL); without it each worker keeps its own and the dashboard says so. A worker
-that ends (stop, reload, max_requests) writes its last statistics in `worker_exit`.
+that ends writes its last statistics in `worker_int` or `worker_exit`.
 """
 
 import gc
@@ -72,13 +72,16 @@ def post_worker_init(worker):
     gc.freeze()
 
 
-def worker_exit(server, worker):
-    # gunicorn also calls it in the master, for a worker found already gone: no app there.
-    app = getattr(worker, "wsgi", None)
-    if app is not None:
-        from zto.app import close_app
+def worker_int(worker):  # SIGINT, SIGQUIT: gunicorn ends the worker right after this
+    from zto.shutdown import close_worker
 
-        close_app(app)
+    close_worker(worker)
+
+
+def worker_exit(server, worker):  # any other end: SIGTERM, a reload, max_requests
+    from zto.shutdown import close_worker
+
+    close_worker(worker)
 
 
 def child_exit(server, worker):

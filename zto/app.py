@@ -4,7 +4,8 @@
 shared session, the stats and metrics with the request accounting that feeds them
 (``tracking``), error handling, CORS (for the API only) and the blueprints. There is no global app;
 ``wsgi.py`` makes the one gunicorn serves. ``close_app`` closes what an app owns that
-outlives its requests (gunicorn's ``worker_exit`` calls it).
+outlives its requests (gunicorn's hooks call it when a worker ends, through
+``shutdown.close_worker``).
 """
 
 from __future__ import annotations

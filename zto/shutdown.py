@@ -15,13 +15,16 @@ Under gthread, threads cannot be interrupted: an answer ends at its next upstrea
 
 ``gunicorn.conf.py``'s ``post_worker_init`` calls ``watch_worker``: a background task
 waits for the worker to be told to stop (``worker.alive`` goes false), then for the grace
-period minus the margin.
+period minus the margin. Its ``worker_int`` and ``worker_exit`` call ``close_worker``,
+which closes the app (its last statistics) before a second stop signal can end the
+worker.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -154,3 +157,23 @@ def watch_worker(worker, grace_s: float) -> None:
         shutdown.end_answers()
 
     threading.Thread(target=wait_then_end, name="zto-shutdown", daemon=True).start()
+
+
+def close_worker(worker) -> None:
+    """From gunicorn's ``worker_int`` (SIGINT, SIGQUIT) and ``worker_exit``: close the
+    worker's app (``zto.app.close_app``: its last statistics).
+
+    A quit signal ends the worker 0.1 s after gunicorn's handler calls ``worker_int``, and
+    a terminal's Ctrl-C sends two (SIGINT to the worker and the master, which then sends
+    the worker SIGQUIT). So the app is closed inside the first handler, before its exit,
+    with further stop signals ignored from then on; under gevent, where each handler runs
+    in a greenlet, a second one already running waits in ``close`` until the first
+    finished. After SIGTERM (a stop, a reload) ``worker_exit`` closes it."""
+    app = getattr(worker, "wsgi", None)
+    if app is None:  # a worker still booting, or the master (worker_exit, for a worker found gone)
+        return
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    from .app import close_app  # app imports this module
+
+    close_app(app)

@@ -83,6 +83,8 @@ class RedisStats:
         self._failures = 0
         self._writer: threading.Thread | None = None
         self._closed = threading.Event()
+        # Reentrant: a signal handler that closes may run inside a close on the same thread.
+        self._closing = threading.RLock()
 
     # -- the request path: memory only ------------------------------------------------------
 
@@ -143,22 +145,24 @@ class RedisStats:
 
     def close(self) -> None:
         """At the process's end: stop the writer, then write what is pending and remove this
-        process's ``in_flight`` entry, in one try bounded by the short timeouts."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        try:
-            if self._writer is None:  # never used: nothing pending, no entry written
+        process's ``in_flight`` entry, in one try bounded by the short timeouts. Another
+        caller meanwhile waits until that is done."""
+        with self._closing:
+            if self._closed.is_set():
                 return
-            self._writer.join(TIMEOUT_S * 3)
-            totals, records, _ = self._take_pending()
+            self._closed.set()
             try:
-                self._write(totals, records, None)
-            except (redis.RedisError, OSError) as exc:
-                log.warning("Redis cannot take the last statistics of this process as it ends (%s): %d request(s) "
-                            "are not counted.", type(exc).__name__, totals.total)
-        finally:
-            self._redis.close()
+                if self._writer is None:  # never used: nothing pending, no entry written
+                    return
+                self._writer.join(TIMEOUT_S * 3)
+                totals, records, _ = self._take_pending()
+                try:
+                    self._write(totals, records, None)
+                except (redis.RedisError, OSError) as exc:
+                    log.warning("Redis cannot take the last statistics of this process as it ends (%s): %d "
+                                "request(s) are not counted.", type(exc).__name__, totals.total)
+            finally:
+                self._redis.close()
 
     def _take_pending(self) -> tuple[Totals, list[RequestRecord], int]:
         with self._lock:
