@@ -168,7 +168,8 @@ def close_worker(worker) -> None:
     the worker SIGQUIT). So the app is closed inside the first handler, before its exit,
     with further stop signals ignored from then on; under gevent, where each handler runs
     in a greenlet, a second one already running waits in ``close`` until the first
-    finished. After SIGTERM (a stop, a reload) ``worker_exit`` closes it."""
+    finished. Any other end (SIGTERM: a stop, a reload; ``max_requests``) closes it in
+    ``worker_exit``."""
     app = getattr(worker, "wsgi", None)
     if app is None:  # a worker still booting, or the master (worker_exit, for a worker found gone)
         return

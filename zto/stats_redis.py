@@ -19,10 +19,10 @@ request, writes at once and then what accumulated every ``FLUSH_INTERVAL_S``, in
 MULTI/EXEC. When Redis is slow, the answers do not wait for it; when it is unreachable,
 the totals keep adding up in memory (and the last 100 records stay queued) and are
 written once it is back, so an outage loses no counts unless the process ends meanwhile.
-When the process ends, ``close`` (gunicorn's ``worker_exit`` calls it, through
-``zto.app.close_app``) stops the writer and makes one last write of what is pending,
-which also removes the process's ``in_flight`` entry; if Redis cannot take it within the
-short timeouts, a warning says how many requests went uncounted.
+When the process ends, ``close`` (called from gunicorn's hooks: ``zto.shutdown.close_worker``)
+stops the writer and makes one last write of what is pending, which also removes the
+process's ``in_flight`` entry; if Redis cannot take it within the short timeouts, a
+warning says how many requests went uncounted.
 
 Reads (``snapshot``, for the dashboard) go to Redis with a short timeout and raise
 ``StatsUnavailable`` when it cannot answer; the dashboard then says so, and nothing else
