@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from conftest import API_KEY, wait_for
-from zto.app import close_app
+from zto.context import close_app
 from zto.stats import PendingRequest
 from zto.stats_redis import IN_FLIGHT, RECENT_LIST, TOTALS, RedisStats
 

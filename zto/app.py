@@ -3,9 +3,7 @@
 ``create_app`` builds the Flask app: settings, the upstreams of ``UPSTREAMS`` over one
 shared session, the stats and metrics with the request accounting that feeds them
 (``tracking``), error handling, CORS (for the API only) and the blueprints. There is no global app;
-``wsgi.py`` makes the one gunicorn serves. ``close_app`` closes what an app owns that
-outlives its requests (gunicorn's hooks call it when a worker ends, through
-``shutdown.close_worker``).
+``wsgi.py`` makes the one gunicorn serves.
 """
 
 from __future__ import annotations
@@ -91,9 +89,3 @@ def create_app(settings: Settings | None = None) -> Flask:
     page_auth.warn_if_public(settings)
     api_keys.log_published_key(settings)
     return app
-
-
-def close_app(app: Flask) -> None:
-    """The worker ends: close the stats store, whose last write (to Redis) would otherwise
-    be lost. The upstreams' connections need nothing: they end with the process."""
-    app.extensions["zto"].stats.close()

@@ -32,6 +32,7 @@ from typing import TypeVar
 
 from flask import Flask
 
+from .context import close_app
 from .errors import ProxyError
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def watch_worker(worker, grace_s: float) -> None:
 
 def close_worker(worker) -> None:
     """From gunicorn's ``worker_int`` (SIGINT, SIGQUIT) and ``worker_exit``: close the
-    worker's app (``zto.app.close_app``: its last statistics).
+    worker's app (``close_app``: its last statistics).
 
     A quit signal ends the worker 0.1 s after gunicorn's handler calls ``worker_int``, and
     a terminal's Ctrl-C sends two (SIGINT to the worker and the master, which then sends
@@ -175,6 +176,4 @@ def close_worker(worker) -> None:
         return
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    from .app import close_app  # app imports this module
-
     close_app(app)
