@@ -4,8 +4,7 @@ The gevent worker by default: the app code stays synchronous, and one event loop
 carries every open stream. Measured with `make bench` on 2 cores, it holds 1000
 concurrent streams at p99 5.0 to 5.2 s against a 5.0 s ideal (6.2 s on the machine's
 slowest minutes), where gthread with 256 or 1100 threads queued them to 13-20 s
-(README, Performance). WORKER_CLASS=gthread
-remains for those who prefer threads.
+(README, Performance). WORKER_CLASS=gthread remains for those who prefer threads.
 
 One worker process by default. With more (WEB_CONCURRENCY), /metrics uses
 prometheus_client's multiprocess mode: the master makes a fresh directory per start
