@@ -286,3 +286,20 @@ def test_with_every_key_set_aside_one_request_every_interval_probes_the_first_to
     assert keys.probe() == "a"
     keys.answered("a")
     assert keys.acquire() == "a" and [k["key"] for k in keys.set_aside_now()] == ["…"]
+
+
+ONE, TWO = "0f3c9a1b2d4e5f60718293a4b5c6d7e8.AbCdEfGh", "9e8d7c6b5a4f30211203f4e5d6c7b8a9.QrStUvWx"
+
+
+def test_every_change_of_the_keys_set_aside_is_told_whole():
+    clock, told = Clock(), []
+    keys = ApiKeys((ONE, TWO), 60, clock, on_change=told.append)
+    keys.set_aside(ONE, rejection(401, "1000", "bad"))
+    clock.now += 10
+    keys.set_aside(TWO, rejection(429, "1113", "arrears"))
+    keys.answered(TWO)  # a probe answered: back in use
+    keys.answered(ONE[::-1])  # never set aside: no change
+    clock.now += 50
+    keys.acquire()  # ONE's cool-down ended: back in use
+    one, two = ("0f3c9a…(41 chars)", "upstream_unauthorized"), ("9e8d7c…(41 chars)", "insufficient_quota")
+    assert told == [{one: 60}, {one: 50, two: 60}, {one: 50}, {}]

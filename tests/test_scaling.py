@@ -1,6 +1,7 @@
 """Beyond one process: the statistics in a real Redis (``RedisStats``), then zto under
 gunicorn as two instances sharing one ``redis-server`` (one of them with two workers),
-Redis killed in the middle of streams, and ``/metrics`` summing two workers.
+Redis killed in the middle of streams, and ``/metrics`` summing two workers and
+showing the official API keys any of them set aside.
 
 The pages themselves in a browser are in ``test_browser.py``.
 """
@@ -19,7 +20,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 import zai_scenarios
-from conftest import API_KEY, wait_for
+from conftest import API_KEY, api_env, wait_for
+from fake_official import DEFAULT_KEYS as OFFICIAL_KEYS
 from zto.errors import StatsUnavailable
 from zto.stats import RECORD_FIELDS, PendingRequest
 from zto.stats_redis import RECENT_LIST, RedisStats
@@ -225,3 +227,33 @@ def test_metrics_sum_every_worker(start_server, shared_fake):
     for _ in range(6):  # whichever worker answers the scrape, it counts both
         assert metric_sum(server, "zto_http_requests_total", CHAT) == sent
         assert metric_sum(server, "zto_http_request_duration_seconds_count", CHAT) == sent
+
+
+def scrape_keys_set_aside(server) -> tuple[int, dict]:
+    """The pid of the worker a scrape met, and its ``zto_api_key_set_aside_seconds``:
+    (key, reason) -> seconds left. One connection: the dashboard names the worker."""
+    with requests.Session() as session:
+        pid = session.get(server.url + "/dashboard/stats", timeout=10).json()["pid"]
+        text = session.get(server.url + "/metrics", timeout=10).text
+    return pid, {(s.labels["key"], s.labels["reason"]): s.value for family in text_string_to_metric_families(text)
+                 for s in family.samples if s.name == "zto_api_key_set_aside_seconds"}
+
+
+def test_metrics_show_the_keys_any_worker_set_aside(start_server, official):
+    key, other_key = OFFICIAL_KEYS
+    official.fail_key(key, "1000")
+    server = start_server(api_env(official, WEB_CONCURRENCY="2", API_KEY_COOLDOWN_S="10", DEBUG_MODE="false"),
+                          env_local={"DEFAULT_KEY": API_KEY})
+    assert ask(server)
+    assert [r.key for r in official.requests] == [key, other_key]  # one worker set the key aside
+    official.fail_key(key, None)
+    series = (f"{key[:6]}…({len(key)} chars)", "upstream_unauthorized")
+    scraped_by = set()
+    for _ in range(60):  # until both workers answered scrapes: each shows the one that set the key aside
+        pid, set_aside = scrape_keys_set_aside(server)
+        scraped_by.add(pid)
+        assert list(set_aside) == [series] and 0 < set_aside[series] <= 10, (pid, set_aside)
+        if len(scraped_by) == 2:
+            break
+    assert len(scraped_by) == 2, scraped_by
+    assert wait_for(lambda: scrape_keys_set_aside(server)[1] == {}, timeout=30)  # back after its cool-down

@@ -10,8 +10,8 @@ events happen: ``observe_request`` when a request ends (``create_app``'s trackin
 ``upstream_answered`` when the router has an answer (by upstream, and whether it fell
 back), and ``upstream_opened`` around each open upstream answer ("tokens in use", by token kind;
 never the token itself). Each hook is a dictionary lookup and a locked add.
-``watch_api_keys`` adds the official API keys set aside, read when ``/metrics`` is
-scraped, by redacted name.
+``api_keys_set_aside`` is told the official API keys set aside (by redacted name) each
+time they change; a scrape shows the seconds each has left.
 
 With one worker the numbers are that process's, with the usual ``process_*`` and
 ``python_*`` metrics. With several (gunicorn.conf.py sets ``PROMETHEUS_MULTIPROC_DIR``
@@ -19,11 +19,17 @@ for them), prometheus_client's documented multiprocess mode is used: each worker
 its values to files in that directory and a scrape, whichever worker answers it, sums
 them all (``MultiProcessCollector``); gauges count the live workers' values
 (``livesum``); the per-process metrics are left out, as that mode does not support them.
+Keys are set aside per worker: each worker writes, per key and reason, the time its key
+comes back (0 once it is back: that mode cannot remove a series) to a ``livemax`` gauge,
+and a scrape turns the latest of the live workers' times into seconds left, so
+``zto_api_key_set_aside_seconds`` means the same with one worker or several. That
+gauge itself is not served.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -65,17 +71,28 @@ TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60)
 # gunicorn.conf.py sets it (several workers), so it is not one of zto's settings.
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
+SET_ASIDE = "zto_api_key_set_aside_seconds"
+SET_ASIDE_HELP = "Official API keys set aside after an authentication or balance refusal (redacted): seconds left."
+# Several workers only: each one's keys set aside, as the time.time() each comes back.
+SET_ASIDE_UNTIL = "zto_api_key_set_aside_until"
+
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()
+        self._keys_until: dict[tuple[str, str], float] = {}  # this process's (key, reason) -> time back
+        self._keys_until_gauge: Gauge | None = None
         if MULTIPROCESS_DIR:
             self._scrape = CollectorRegistry()
-            multiprocess.MultiProcessCollector(self._scrape, path=MULTIPROCESS_DIR)
+            self._scrape.register(_EveryWorker(MULTIPROCESS_DIR))
+            self._keys_until_gauge = Gauge(
+                SET_ASIDE_UNTIL, "Official API keys this worker set aside: when each comes back (0: it is back).",
+                ["key", "reason"], registry=None, multiprocess_mode="livemax")
         else:
             self._scrape = registry
             ProcessCollector(registry=registry)
             PlatformCollector(registry=registry)
+            registry.register(_SetAsideKeys(lambda: self._keys_until))
         self.requests = Counter(
             "zto_http_requests", "HTTP requests answered, by method, route and status.",
             ["method", "path", "status"], registry=registry)
@@ -139,25 +156,56 @@ class Metrics:
                 upstream, "true" if fell_back else "false")
         counter.inc()
 
-    def watch_api_keys(self, set_aside: Callable[[], list[dict]]) -> None:
-        """Serve ``set_aside()`` (``ApiKeys.set_aside_now``: redacted key, seconds left,
-        reason) as a gauge, read at each scrape."""
-        self.registry.register(_SetAsideKeys(set_aside))
+    def api_keys_set_aside(self, seconds_left: dict[tuple[str, str], float]) -> None:
+        """The official API keys set aside now, all of them, as ``(redacted key, reason)``
+        -> seconds left; called by ``ApiKeys`` at each change, in order."""
+        now = time.time()
+        until = {labels: now + left for labels, left in seconds_left.items()}
+        gauge = self._keys_until_gauge
+        if gauge is not None:
+            for labels in self._keys_until.keys() - until.keys():
+                gauge.labels(*labels).set(0)
+            for labels, back_at in until.items():
+                gauge.labels(*labels).set(back_at)
+        self._keys_until = until
 
     def render(self) -> bytes:
         return generate_latest(self._scrape)
 
 
+def set_aside_seconds(until: dict[tuple[str, str], float], now: float) -> GaugeMetricFamily:
+    """``zto_api_key_set_aside_seconds`` from ``(key, reason)`` -> the time each key comes
+    back: the seconds left, for the keys not back yet."""
+    family = GaugeMetricFamily(SET_ASIDE, SET_ASIDE_HELP, labels=["key", "reason"])
+    for (key, reason), back_at in sorted(until.items()):
+        if back_at > now:
+            family.add_metric([key, reason], round(back_at - now))
+    return family
+
+
 class _SetAsideKeys(Collector):
-    def __init__(self, set_aside: Callable[[], list[dict]]) -> None:
-        self._set_aside = set_aside
+    """The keys set aside, with one worker: this process's."""
+
+    def __init__(self, until: Callable[[], dict[tuple[str, str], float]]) -> None:
+        self._until = until
 
     def collect(self):
-        family = GaugeMetricFamily(
-            "zto_api_key_set_aside_seconds",
-            "Official API keys set aside after an authentication or balance refusal (redacted): seconds left.",
-            labels=["key", "reason"])
-        for entry in self._set_aside():
-            family.add_metric([entry["key"], entry["reason"]], entry["seconds_left"])
-        yield family
+        yield set_aside_seconds(self._until(), time.time())
+
+
+class _EveryWorker(Collector):
+    """Every live worker's metrics, merged from the multiprocess directory, the keys set
+    aside turned from the latest time each comes back into seconds left."""
+
+    def __init__(self, path: str) -> None:
+        self._files = multiprocess.MultiProcessCollector(None, path=path)  # None: not registered
+
+    def collect(self):
+        until: dict[tuple[str, str], float] = {}
+        for metric in self._files.collect():
+            if metric.name == SET_ASIDE_UNTIL:
+                until = {(sample.labels["key"], sample.labels["reason"]): sample.value for sample in metric.samples}
+            else:
+                yield metric
+        yield set_aside_seconds(until, time.time())
 

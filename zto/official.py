@@ -280,7 +280,10 @@ class ApiKeys:
     """The keys of ``ZAI_API_KEY``, in turn, and the ones set aside for a while."""
 
     def __init__(self, keys: tuple[str, ...], cooldown_s: float, clock: Callable[[], float] = time.monotonic,
-                 probe_interval_s: float = PROBE_INTERVAL_S) -> None:
+                 probe_interval_s: float = PROBE_INTERVAL_S,
+                 on_change: Callable[[dict[tuple[str, str], float]], None] | None = None) -> None:
+        """``on_change`` is told the keys set aside, ``(redacted key, reason)`` -> seconds
+        left, each time they change (``Metrics.api_keys_set_aside``)."""
         if not keys:
             raise ValueError("ApiKeys needs at least one key")
         self._keys = keys
@@ -290,13 +293,21 @@ class ApiKeys:
         self._clock = clock
         self._turn = 0
         self._aside: dict[str, tuple[float, UpstreamRejected]] = {}  # key -> (until, why)
+        self._on_change = on_change
         self._lock = threading.Lock()
 
+    def _changed(self, now: float) -> None:
+        # Called under the lock, so that the changes arrive in the order they happened.
+        if self._on_change is not None:
+            self._on_change({(redact(key), why.code): until - now for key, (until, why) in self._aside.items()})
+
     def _usable(self, now: float) -> list[str]:
-        for key, (until, _) in list(self._aside.items()):
-            if until <= now:
-                del self._aside[key]
-                log.info("official API key %s is back in use", redact(key))
+        back = [key for key, (until, _) in self._aside.items() if until <= now]
+        for key in back:
+            del self._aside[key]
+            log.info("official API key %s is back in use", redact(key))
+        if back:
+            self._changed(now)
         return [key for key in self._keys if key not in self._aside]
 
     def acquire(self, avoid: str | None = None) -> str | None:
@@ -331,12 +342,14 @@ class ApiKeys:
         with self._lock:
             if self._aside.pop(key, None) is not None:
                 log.info("official API key %s answered again: back in use", redact(key))
+                self._changed(self._clock())
 
     def set_aside(self, key: str, why: UpstreamRejected) -> None:
         with self._lock:
             now = self._clock()
             self._aside[key] = (now + self._cooldown_s, why)
             self._last_probe = now  # a refusal is as good as a probe: the next one waits its interval
+            self._changed(now)
         log.warning("official API key %s set aside for %g s: %s", redact(key), self._cooldown_s, why.code)
 
     def all_set_aside(self) -> UpstreamRejected:
@@ -433,8 +446,7 @@ class OfficialUpstream:
         self.settings = settings
         self.session = session
         self.metrics = metrics
-        self.keys = ApiKeys(settings.zai_api_keys, settings.api_key_cooldown_s)
-        metrics.watch_api_keys(self.keys.set_aside_now)
+        self.keys = ApiKeys(settings.zai_api_keys, settings.api_key_cooldown_s, on_change=metrics.api_keys_set_aside)
         self._model_names = frozenset(name.lower() for name, _ in settings.api_model_map)
         self._url = requote_uri(settings.api_base.rstrip("/") + "/chat/completions")  # sent as it is (open_stream)
         self._timeout = (settings.connect_timeout_s, settings.read_timeout_s)
