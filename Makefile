@@ -29,7 +29,8 @@ soak: $(VENV)/.runtime
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 # Check the configured setup (environment, .env.local, .env) against the real upstreams,
-# one line per step; exits 0 only if some configured upstream answers (README, Troubleshooting).
+# one line per step; exits 0 only if some configured upstream answers and REDIS_URL, when set, works
+# (README, Troubleshooting).
 doctor: $(VENV)/.runtime
 	$(BIN)/python -m zto doctor
 

@@ -20,11 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
+import redis
 
 from conftest import API_KEY, PROXY_VARIABLES, ROOT, free_port
 from fake_official import DEFAULT_KEYS, FakeOfficial
 from fake_zai import FakeZai
-from zto import doctor
+from zto import doctor, doctor_redis
 from zto.settings import setting_docs
 
 TOKEN_USER = "user-1234"
@@ -668,6 +669,70 @@ def test_python_m_zto_doctor_with_both_upstreams(fake, official, tmp_path):
     assert "✓ official API ZAI_API_KEY #2" not in result.stdout  # numbered within ZAI_API_KEY: this is #1
     assert "✓ official API ZAI_API_KEY #1 " in result.stdout
     assert key not in result.stdout + result.stderr
+
+
+# ---- REDIS_URL -----------------------------------------------------------------------
+
+REDIS_PASSWORD = "r3dis-Pass-0123456789"
+
+
+def test_a_working_redis_url_is_a_step_and_reads_the_statistics(fake, make_settings, redis_server):
+    redis.Redis.from_url(redis_server.url).hset("zto:stats:totals", "total", 7)
+    run = check(make_settings(redis_url=redis_server.url), fake)
+    assert run.code == 0
+    assert run.ok(f"REDIS_URL {redis_server.url}").endswith("PING answered; zto:stats: holds the statistics of 7 request(s)")
+    assert run.lines[-1] == "✓ zto can answer with this setup."
+
+
+def test_an_unreachable_redis_fails_and_so_does_the_exit_status(fake, make_settings, closed_port):
+    url = f"redis://127.0.0.1:{closed_port}/0"
+    run = check(make_settings(redis_url=url), fake)
+    line = run.failed(f"REDIS_URL {url}")
+    assert "ConnectionError" in line and "Connection refused" in line
+    assert "→ check REDIS_URL's host and port" in line
+    run.ok("web completion")  # the upstreams are still checked, and answer
+    assert run.code == 1
+    assert run.lines[-1].startswith("✗ zto can answer, but REDIS_URL does not work")
+
+
+def test_a_database_number_redis_does_not_have_fails_with_redis_message(fake, make_settings, redis_server):
+    url = redis_server.url.rsplit("/", 1)[0] + "/99"
+    run = check(make_settings(redis_url=url), fake)
+    line = run.failed(f"REDIS_URL {url}")
+    assert "DB index is out of range" in line and "databases" in line
+    assert run.code == 1
+
+
+@pytest.mark.parametrize(("given", "said"), [
+    (REDIS_PASSWORD, None), ("wrong-password-987", "invalid username-password pair"), ("", "AuthenticationError")])
+def test_the_redis_password_is_never_printed(fake, make_settings, redis_server, given, said):
+    redis.Redis.from_url(redis_server.url).config_set("requirepass", REDIS_PASSWORD)
+    netloc = f":{given}@" if given else ""
+    url = f"redis://{netloc}127.0.0.1:{redis_server.port}/0"
+    run = check(make_settings(redis_url=url), fake)
+    shown = f"redis://:***@127.0.0.1:{redis_server.port}/0" if given else url
+    if said is None:
+        run.ok(f"REDIS_URL {shown}")
+        assert run.code == 0
+    else:
+        line = run.failed(f"REDIS_URL {shown}")
+        assert said in line and "→ set the password in REDIS_URL" in line
+        assert run.code == 1
+    assert REDIS_PASSWORD not in run.text and "wrong-password-987" not in run.text
+
+
+def test_a_password_in_the_query_is_hidden_too():
+    url = "unix:///run/redis.sock?db=3&password=s%40cret-pass"
+    assert doctor_redis.shown_url(url) == "unix:///run/redis.sock?db=3&password=***"
+    assert "cret" not in doctor_redis._hidden(f"cannot use {url} (s@cret-pass)", url)
+
+
+def test_without_redis_url_there_is_no_redis_step_but_several_workers_get_a_warning(fake, make_settings):
+    run = check(make_settings(), fake)
+    assert "REDIS_URL" not in run.text and run.code == 0
+    run = check(make_settings(workers=2), fake)
+    assert "each worker keeps its own statistics" in run.line("! REDIS_URL: empty with WEB_CONCURRENCY=2")
+    assert run.code == 0
 
 
 def test_python_m_zto_doctor_exits_1_when_nothing_answers(fake, tmp_path):

@@ -13,6 +13,7 @@ USAGE = """usage: python -m zto <command>
 commands:
   doctor    check the configured setup (environment, .env.local, .env) against the
             real upstreams, step by step; exits 0 only if some upstream answers
+            and REDIS_URL, when set, works
 """
 
 

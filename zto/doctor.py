@@ -6,7 +6,7 @@ prints one line per step (``✓`` works, ``✗`` fails, ``!`` a warning: what wa
 what was found, ``→`` the setting to change; ``doctor_report.py``):
 
 1. the settings: valid, which upstreams answer (``UPSTREAMS``, ``ZAI_API_KEY``), the
-   published ``DEFAULT_KEY``;
+   published ``DEFAULT_KEY``; ``REDIS_URL`` when set (``doctor_redis.py``);
 2. reaching each configured origin (chat.z.ai's from ``UPSTREAM_URL``, the official
    API's from ``ZAI_API_BASE``) layer by layer: DNS, TCP (or the tunnel through
    ``UPSTREAM_PROXY``, checked first), TLS (``netcheck.py``);
@@ -15,7 +15,7 @@ what was found, ``→`` the setting to change; ``doctor_report.py``):
 
 Every step has a short timeout inside an overall budget, so the run ends in under
 20 s; tokens and keys never appear whole. The exit status is 0 only if some
-configured upstream answered.
+configured upstream answered and ``REDIS_URL``, when set, works.
 """
 
 from __future__ import annotations
@@ -57,15 +57,19 @@ class Doctor:
         self.resolver = resolver
         self.proxy = Proxy.of(settings.upstream_proxy) if settings.upstream_proxy else None
         self._proxy_address: tuple[int, tuple] | None = None
+        self.redis_ok = True
         report.hide((*settings.zai_tokens, *settings.zai_api_keys, *settings.api_keys))
         if self.proxy is not None and self.proxy.password:
             report.hide((self.proxy.password,))
 
     def run(self) -> bool:
-        """True if some configured upstream answered."""
+        """True if some configured upstream answered; ``redis_ok`` says whether REDIS_URL,
+        when set, works."""
+        from .doctor_redis import check_redis
         from .doctor_upstreams import check_api, check_web
 
         self.check_settings()
+        self.redis_ok = self.guarded(lambda: check_redis(self), "REDIS_URL")
         if self.proxy is not None and not self.guarded(self.check_proxy, "UPSTREAM_PROXY"):
             self.report.step("fail", "upstreams", "not checked: UPSTREAM_PROXY is unreachable")
             return False
@@ -176,9 +180,14 @@ def run(settings: Settings, write: Callable[[str], None], *, resolver: netcheck.
     """Check ``settings``, writing one line per step; the exit status (0: something answers)."""
     report = Report(write, marks)
     doctor = Doctor(settings, report, Budget(budget_s, step_timeout_s, completion_timeout_s), resolver)
-    if doctor.run():
+    answered = doctor.run()
+    if answered and doctor.redis_ok:
         report.line(f"{marks['ok']} zto can answer with this setup.")
         return 0
+    if answered:
+        report.line(f"{marks['fail']} zto can answer, but REDIS_URL does not work: the dashboard's statistics "
+                    "would be unavailable (see the REDIS_URL line above).")
+        return 1
     report.line(f"{marks['fail']} no configured upstream answered: see the {marks['fail']} lines above.")
     return 1
 
