@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ import redis
 import requests
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from test_restarts import Outcome, _raw_stream, _run
 
 from conftest import API_KEY, free_port
 from zto import key_attempts, metrics, stats_redis
@@ -178,29 +178,9 @@ def test_a_fast_stop_cuts_open_streams_uncounted_and_sigterm_lets_them_finish(st
                                                                                 stop):
     server = start_server({"UPSTREAM_URL": fake.completions_url, "DEBUG_MODE": "false",
                            "REDIS_URL": redis_server.url}, env_local={"DEFAULT_KEY": API_KEY})
-    lines: list[str] = []
-    errors: list[Exception] = []
-    started = threading.Event()
-
-    def stream():
-        try:
-            with requests.post(server.base_url + "/chat/completions", stream=True, timeout=30,
-                               headers={"Authorization": f"Bearer {API_KEY}"},
-                               json={"model": "GLM-4.6", "stream": True,
-                                     "messages": [{"role": "user", "content": STREAM}]}) as response:
-                for line in response.iter_lines(decode_unicode=True):
-                    if line:
-                        lines.append(line)
-                        if '"content"' in line:
-                            started.set()
-        except requests.RequestException as exc:
-            errors.append(exc)
-        finally:
-            started.set()
-
-    reader = threading.Thread(target=stream, daemon=True)
-    reader.start()
-    assert started.wait(15)
+    outcome = Outcome()
+    reader = _run(_raw_stream, server, STREAM, outcome)
+    assert outcome.started.wait(15)
     if stop == "ctrl_c":  # a terminal's Ctrl-C signals the worker and the master
         os.kill(int(re.search(r"Booting worker with pid: (\d+)", server.log())[1]), signal.SIGINT)
         server.process.send_signal(signal.SIGINT)
@@ -210,10 +190,11 @@ def test_a_fast_stop_cuts_open_streams_uncounted_and_sigterm_lets_them_finish(st
     reader.join(15)
     raw = redis.Redis.from_url(redis_server.url)
     if stop == "ctrl_c":
-        assert errors and lines[-1] != "data: [DONE]" and "server_shutting_down" not in "".join(lines)
+        assert isinstance(outcome.error, requests.RequestException), outcome.error
+        assert outcome.raw_lines[-1] != "data: [DONE]" and "server_shutting_down" not in "".join(outcome.raw_lines)
         assert chat_records(raw) == 0
     else:
-        assert not errors and lines[-1] == "data: [DONE]"
+        assert outcome.error is None and outcome.raw_lines[-1] == "data: [DONE]"
         assert chat_records(raw) == 1
     passage = flat(README[README.index("- `REDIS_URL` set: totals"):])
     assert "streams still open are cut (the client's body ends without an error event or `[DONE]`) and not counted" \

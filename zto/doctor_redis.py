@@ -56,7 +56,7 @@ def _fix(exc: Exception) -> str:
     if "DB index" in str(exc):
         return "REDIS_URL's database number (the path: /0, /1...) must be below Redis's `databases` setting (16 by default)"
     if isinstance(exc, redis.ResponseError):  # e.g. NOPERM, WRONGTYPE
-        return f"REDIS_URL's user must be allowed to read and write the keys {PREFIX}*, which no one else may use"
+        return f"REDIS_URL's user must be allowed to read and write the keys {PREFIX}*, and nothing else may use them"
     return "check REDIS_URL's host and port, that Redis runs, and that this machine may connect to it"
 
 
