@@ -17,7 +17,6 @@ is a warning.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import redis
@@ -25,9 +24,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .stats_redis import PREFIX, TOTALS
-
-if TYPE_CHECKING:
-    from .doctor import Doctor
 
 TIMEOUT_S = 3.0
 HIDDEN = "***"
@@ -60,8 +56,9 @@ def _fix(exc: Exception) -> str:
     return "check REDIS_URL's host and port, that Redis runs, and that this machine may connect to it"
 
 
-def check_redis(doctor: Doctor) -> bool:
-    """One line for ``REDIS_URL``; True unless it is set and fails."""
+def check_redis(doctor) -> bool:
+    """One line for ``REDIS_URL`` (``doctor``: the running ``Doctor``); True unless it is
+    set and fails."""
     settings, report = doctor.settings, doctor.report
     if not settings.redis_url:
         if settings.workers > 1:
