@@ -133,7 +133,7 @@ def code_metrics() -> dict[str, set[str]]:
     for kind in metrics.TOKEN_KINDS:
         m.upstream_opened(kind)()
     m.upstream_answered("web", False)
-    m.watch_api_keys(lambda: [{"key": "0f3c9a…(49 chars)", "reason": "insufficient_quota", "seconds_left": 5}])
+    m.api_keys_set_aside({("0f3c9a…(49 chars)", "insufficient_quota"): 5.0})
     found: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(generate_latest(m.registry).decode()):
         if family.name.startswith("zto_"):
