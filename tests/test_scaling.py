@@ -9,6 +9,7 @@ The pages themselves in a browser are in ``test_browser.py``.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from conftest import API_KEY, api_env, wait_for
 from fake_official import DEFAULT_KEYS as OFFICIAL_KEYS
 from zto.errors import StatsUnavailable
 from zto.stats import RECORD_FIELDS, PendingRequest
-from zto.stats_redis import RECENT_LIST, RedisStats
+from zto.stats_redis import IN_FLIGHT, RECENT_LIST, TOTALS, RedisStats
 
 LONG_TEXT = zai_scenarios.SCENARIOS["long"].content
 NEVER = 3600.0  # a writer interval the test never reaches: the test flushes itself
@@ -92,6 +93,60 @@ def test_an_outage_costs_no_count_and_the_snapshot_says_unavailable(redis_server
         assert store.flush()
         snapshot = store.snapshot()
         assert (snapshot["total_requests"], snapshot["failed_requests"], len(snapshot["recent"])) == (5, 5, 5)
+    finally:
+        store.close()
+
+
+def test_a_stalled_redis_counts_each_request_once(redis_server):
+    """A write that times out may still run: a stalled Redis runs what it had received when
+    it resumes. The retry must not add the same requests again."""
+    store = RedisStats(redis_server.url, flush_interval=NEVER)
+    raw = redis.Redis.from_url(redis_server.url)
+    try:
+        finish_one(store)  # starts the writer, whose first write is at once (then not for an hour)
+        assert wait_for(lambda: raw.hlen(IN_FLIGHT) == 1, timeout=10)
+        assert store.flush() and total(raw) == 1
+        for _ in range(5):
+            finish_one(store)
+        redis_server.process.send_signal(signal.SIGSTOP)
+        try:
+            assert store.flush() is False  # sent, then no answer within the timeout
+            finish_one(store, 404)
+        finally:
+            redis_server.process.send_signal(signal.SIGCONT)
+        assert wait_for(lambda: total(raw) == 6, timeout=10), "the write that timed out did not run"
+        assert store.flush()  # the same batch again, then the newer request
+        snapshot = store.snapshot()
+        assert (snapshot["total_requests"], snapshot["failed_requests"], len(snapshot["recent"])) == (7, 1, 7)
+        assert len({r["time"] for r in snapshot["recent"]}) == 7  # no record twice
+        finish_one(store)
+        store.close()  # goes on numbering after the retried batch
+        assert total(raw) == 8 and raw.hlen(IN_FLIGHT) == 0
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+        store.close()
+
+
+def total(raw: redis.Redis) -> int:
+    return int(raw.hget(TOTALS, "total") or 0)
+
+
+def test_a_failed_write_is_retried_as_it_was_by_close(redis_server):
+    store = RedisStats(redis_server.url, flush_interval=NEVER)
+    raw = redis.Redis.from_url(redis_server.url)
+    try:
+        for _ in range(3):
+            finish_one(store)
+        assert wait_for(lambda: raw.hlen(IN_FLIGHT) == 1, timeout=10)  # the writer's first write is done
+        redis_server.process.send_signal(signal.SIGSTOP)
+        try:
+            assert store.flush() is False
+        finally:
+            redis_server.process.send_signal(signal.SIGCONT)
+        assert wait_for(lambda: total(raw) == 3, timeout=10), "the write that timed out did not run"
+        finish_one(store)
+        store.close()  # the batch that timed out (Redis has it: skipped), then the newer one
+        assert total(raw) == 4 and raw.llen(RECENT_LIST) == 4 and raw.hlen(IN_FLIGHT) == 0
     finally:
         store.close()
 

@@ -164,7 +164,7 @@ def close_worker(worker) -> None:
     """From gunicorn's ``worker_int`` (SIGINT, SIGQUIT) and ``worker_exit``: close the
     worker's app (``close_app``: its last statistics).
 
-    A quit signal ends the worker 0.1 s after gunicorn's handler calls ``worker_int``, and
+    A quit signal ends the worker 0.1 s after ``worker_int`` returns, and
     a terminal's Ctrl-C sends two (SIGINT to the worker and the master, which then sends
     the worker SIGQUIT). So the app is closed inside the first handler, before its exit,
     with further stop signals ignored from then on; under gevent, where each handler runs
@@ -174,6 +174,9 @@ def close_worker(worker) -> None:
     app = getattr(worker, "wsgi", None)
     if app is None:  # a worker still booting, or the master (worker_exit, for a worker found gone)
         return
-    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+    try:
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+    except ValueError:  # not the main thread: gunicorn's --reload calls worker_int from its own
+        pass
     close_app(app)

@@ -127,13 +127,6 @@ class Totals:
         self.duration_ms_sum += record.duration_ms
         self.last_at = record.time if self.last_at is None else max(self.last_at, record.time)
 
-    def merge(self, other: Totals) -> None:
-        self.total += other.total
-        self.successful += other.successful
-        self.duration_ms_sum += other.duration_ms_sum
-        if other.last_at is not None:
-            self.last_at = other.last_at if self.last_at is None else max(self.last_at, other.last_at)
-
 
 def summarize(totals: Totals, recent: list[RequestRecord], in_flight: int, started: float, *, shared: bool) -> dict:
     """The snapshot both stores give: totals, p95 of ``recent`` (oldest first) and the
