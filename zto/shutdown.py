@@ -164,19 +164,36 @@ def close_worker(worker) -> None:
     """From gunicorn's ``worker_int`` (SIGINT, SIGQUIT) and ``worker_exit``: close the
     worker's app (``close_app``: its last statistics).
 
-    A quit signal ends the worker 0.1 s after ``worker_int`` returns, and
-    a terminal's Ctrl-C sends two (SIGINT to the worker and the master, which then sends
-    the worker SIGQUIT). So the app is closed inside the first handler, before its exit,
-    with further stop signals ignored from then on; under gevent, where each handler runs
-    in a greenlet, a second one already running waits in ``close`` until the first
-    finished. Any other end (SIGTERM: a stop, a reload; ``max_requests``) closes it in
-    ``worker_exit``."""
+    A quit signal ends the worker 0.1 s after ``worker_int`` returns, and a terminal's
+    Ctrl-C sends two (SIGINT to the worker and the master, which then sends the worker
+    SIGQUIT). So the app is closed inside the first handler, before its exit, with further
+    stop signals ignored from then on. A second quit signal that came before that
+    (``_wait_for_the_end``) leaves the exit to the first. Any other end (SIGTERM: a stop,
+    a reload; ``max_requests``) closes it in ``worker_exit``."""
     app = getattr(worker, "wsgi", None)
     if app is None:  # a worker still booting, or the master (worker_exit, for a worker found gone)
         return
+    if getattr(worker, "zto_closing", False):
+        _wait_for_the_end()
+        return
+    worker.zto_closing = True
     try:
         for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
     except ValueError:  # not the main thread: gunicorn's --reload calls worker_int from its own
         pass
     close_app(app)
+
+
+def _wait_for_the_end() -> None:
+    """For a second quit signal's handler. Under gevent each handler runs in a greenlet of
+    its own, and gunicorn's would call ``sys.exit(0)`` after ``worker_int`` while the first
+    one's exit is already ending the process: gevent then prints that SystemExit as a
+    traceback. That greenlet waits here for the end instead. Anywhere else (the main
+    greenlet: a handler under gthread, ``worker_exit``) this returns at once."""
+    try:
+        import gevent
+    except ImportError:  # pragma: no cover - gevent is a runtime dependency
+        return
+    if gevent.getcurrent().parent is not None:  # a spawned greenlet, not a thread's main one
+        threading.Event().wait()
