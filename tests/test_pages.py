@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 import time
 from pathlib import Path
 from urllib.parse import unquote
@@ -451,3 +452,18 @@ def test_each_recent_request_says_whether_it_succeeded(client, auth):
     assert recent[1]["error"] is not None
     stats = client.get("/dashboard/stats").get_json()
     assert stats["successful_requests"] == sum(r["ok"] for r in recent)
+
+
+def test_the_debug_log_has_a_line_for_streamed_requests_too(client, auth, caplog):
+    """Each request's line (method, path, status, duration) once it ended: a stream's when
+    its last byte went out, not only whole answers'."""
+    with caplog.at_level(logging.DEBUG, logger="zto.tracking"):
+        ask(client, "hi")
+        response = client.post("/v1/chat/completions", headers=auth, json={
+            "model": "GLM-4.6", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+        assert b"[DONE]" in response.get_data()
+        response.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "zto.tracking"]
+    assert len(lines) == 2, lines
+    assert re.fullmatch(r"POST /v1/chat/completions 200 \d+\.\dms", lines[0]), lines
+    assert re.fullmatch(r"POST /v1/chat/completions 200 \d+\.\dms \(stream\)", lines[1]), lines

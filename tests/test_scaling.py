@@ -151,6 +151,21 @@ def test_a_failed_write_is_retried_as_it_was_by_close(redis_server):
         store.close()
 
 
+def test_in_flight_entries_of_processes_long_gone_are_removed(redis_server):
+    """A worker killed outright never removes its in_flight entry: after 30 s it is left out
+    of the sum, after an hour the dashboard's read removes it (and at once one it cannot read)."""
+    store = RedisStats(redis_server.url, flush_interval=NEVER)
+    raw = redis.Redis.from_url(redis_server.url)
+    try:
+        now = time.time()
+        raw.hset(IN_FLIGHT, mapping={"live": f"2 {now - 1}", "stale": f"3 {now - 60}", "gone": f"4 {now - 7200}",
+                                     "garbled": "not a count"})
+        assert store.snapshot()["in_flight"] == 2
+        assert sorted(raw.hkeys(IN_FLIGHT)) == [b"live", b"stale"]
+    finally:
+        store.close()
+
+
 def test_the_writer_thread_writes_on_its_own(redis_server):
     store = RedisStats(redis_server.url, flush_interval=0.05)
     try:

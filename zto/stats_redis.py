@@ -11,7 +11,7 @@ The keys, under ``zto:stats:``:
 - ``in_flight``: a hash of process id -> ``"<count> <unix time>"``; each process rewrites
   its own entry and removes it when it ends, and entries not refreshed for
   ``IN_FLIGHT_STALE_S`` (a process killed, or one that ended while Redis was down) are
-  left out of the sum;
+  left out of the sum, and removed by the dashboard's read after ``IN_FLIGHT_FORGET_S``;
 - ``applied:<process id>``: the number of that process's last batch added to the above,
   expiring ``APPLIED_TTL_S`` after it was written.
 
@@ -66,6 +66,7 @@ APPLIED_TTL_S = 3600  # far longer than a write that timed out can wait inside R
 FLUSH_INTERVAL_S = 0.25
 HEARTBEAT_S = 5.0  # in_flight is rewritten at least this often, even when idle
 IN_FLIGHT_STALE_S = 30.0
+IN_FLIGHT_FORGET_S = 3600.0  # an entry this old is a killed process's: the dashboard's read removes it
 TIMEOUT_S = 1.0  # connect and read timeout of every Redis call
 RETRY_AFTER_S = (0.5, 1.0, 2.0, 5.0)  # pauses between writes while Redis is unreachable
 
@@ -262,14 +263,30 @@ class RedisStats:
         totals = Totals(total=int(raw_totals.get(b"total", 0)), successful=int(raw_totals.get(b"successful", 0)),
                         duration_ms_sum=float(raw_totals.get(b"duration_ms_sum", 0.0)), last_at=last_at)
         recent = [r for r in (record_from(orjson.loads(raw)) for raw in reversed(raw_recent)) if r is not None]
-        return summarize(totals, recent, self._in_flight_sum(raw_in_flight), self._started, shared=True)
+        in_flight, gone = self._in_flight_sum(raw_in_flight)
+        if gone:
+            try:
+                self._redis.hdel(IN_FLIGHT, *gone)
+            except (redis.RedisError, OSError):
+                pass  # the next read tries again
+        return summarize(totals, recent, in_flight, self._started, shared=True)
 
-    def _in_flight_sum(self, entries: dict[bytes, bytes]) -> int:
-        """Every live process's count; this process's own from memory (it is the freshest)."""
-        fresh_after = time.time() - IN_FLIGHT_STALE_S
-        total = self._in_flight
+    def _in_flight_sum(self, entries: dict[bytes, bytes]) -> tuple[int, list[bytes]]:
+        """(every live process's count, this process's own from memory as the freshest; the
+        entries of processes gone for ``IN_FLIGHT_FORGET_S``, or unreadable, to remove)."""
+        now = time.time()
+        total, gone = self._in_flight, []
         for process, value in entries.items():
-            count, _, written_at = value.decode().partition(" ")
-            if process.decode() != self._id and float(written_at or 0) > fresh_after:
-                total += int(count)
-        return total
+            if process.decode(errors="replace") == self._id:
+                continue
+            try:
+                count, written_at = value.decode().split(" ")
+                count, age = int(count), now - float(written_at)
+            except ValueError:
+                gone.append(process)
+                continue
+            if age < IN_FLIGHT_STALE_S:
+                total += count
+            elif age > IN_FLIGHT_FORGET_S:
+                gone.append(process)
+        return total, gone

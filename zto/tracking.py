@@ -22,7 +22,7 @@ from flask import Flask, current_app, g, request
 
 from .errors import ProxyError
 from .metrics import Metrics
-from .stats import PendingRequest, RequestRecord, StatsStore, make_record
+from .stats import PendingRequest, StatsStore, make_record
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,12 @@ def init_app(app: Flask, stats: StatsStore, metrics: Metrics, *, untracked: Iter
     untracked = frozenset(untracked)
     in_flight = app.extensions[EXTENSION] = InFlight()
 
-    def finish(pending: PendingRequest, status: int, route: str) -> RequestRecord:
+    def finish(pending: PendingRequest, status: int, route: str) -> None:
         in_flight.remove(pending)
         record = stats.finish(pending, status)
         metrics.observe_request(record.method, route, status, record.duration_ms / 1000)
-        return record
+        log.debug("%s %s %s %.1fms%s", record.method, record.path, record.status, record.duration_ms,
+                  " (stream)" if pending.stream else "")
 
     @app.before_request
     def begin_request():
@@ -101,6 +102,5 @@ def init_app(app: Flask, stats: StatsStore, metrics: Metrics, *, untracked: Iter
                 status = response.status_code
                 response.call_on_close(lambda: finish(pending, status, route))
             else:
-                record = finish(pending, response.status_code, route)
-                log.debug("%s %s %s %.1fms", record.method, record.path, record.status, record.duration_ms)
+                finish(pending, response.status_code, route)
         return response
