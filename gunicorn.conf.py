@@ -55,6 +55,10 @@ if _metrics_dir:
 
 
 def when_ready(server):
+    from zto.startup import configure_logging, warn_operator
+
+    configure_logging(_settings.debug)
+    warn_operator(_settings)  # once per instance: wsgi.py's workers leave it to the master
     if workers > 1 and not _settings.redis_url:
         logging.getLogger("gunicorn.error").warning(
             "WEB_CONCURRENCY=%d without REDIS_URL: each worker keeps its own statistics; /dashboard shows the "

@@ -4,15 +4,34 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import requests
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_settings_import_loads_no_network_library():
-    """gunicorn.conf.py imports zto.settings in the master; ssl imported there would be
-    unpatched in gevent workers (gevent's MonkeyPatchWarning)."""
-    code = "import sys, zto.settings; print(sorted({'ssl', 'requests', 'urllib3', 'flask'} & set(sys.modules)))"
+@pytest.mark.parametrize("module", ["zto.settings", "zto.startup"])
+def test_what_the_master_imports_loads_no_network_library(module):
+    """gunicorn.conf.py imports these in the master; ssl imported there would be unpatched
+    in gevent workers (gevent's MonkeyPatchWarning)."""
+    code = f"import sys, {module}; print(sorted({{'ssl', 'requests', 'urllib3', 'flask'}} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_start_up_warnings_come_once_per_instance(start_server, fake):
+    """From gunicorn's master, not from every worker: two workers, each warning once."""
+    server = start_server({"UPSTREAM_URL": fake.completions_url, "WEB_CONCURRENCY": "2", "DEBUG_MODE": "false"})
+    pids = set()
+    for _ in range(200):  # until both workers have loaded the app and answered
+        with requests.Session() as session:
+            pids.add(session.get(server.url + "/dashboard/snapshot", timeout=10).json()["stats"]["pid"])
+        if len(pids) == 2:
+            break
+    assert len(pids) == 2
+    log = server.log()
+    assert log.count("DASHBOARD_KEY is not set") == 1, log
+    assert log.count("DEFAULT_KEY is the published sk-your-key") == 1, log
 
 
 def test_gevent_worker_starts_without_patch_warnings(live):

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, startup_warnings: bool = True) -> Flask:
     """Build the app; see ``zto.app.create_app``."""
     from .app import create_app as build
 
-    return build(settings)
+    return build(settings, startup_warnings=startup_warnings)

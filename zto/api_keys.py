@@ -12,12 +12,9 @@ from __future__ import annotations
 import functools
 import hmac
 import ipaddress
-import logging
 
 from .errors import Unauthorized
 from .settings import Settings
-
-log = logging.getLogger(__name__)
 
 MISSING_KEY = "Missing API key: send 'Authorization: Bearer <key>' (the key is DEFAULT_KEY)."
 WRONG_KEY = "Incorrect API key provided (the server's keys are its DEFAULT_KEY)."
@@ -66,7 +63,3 @@ def check_api_key(settings: Settings, given: str, *, local_client: bool) -> None
             "machine. Its operator must set DEFAULT_KEY to a key of their own.", code="published_key_refused")
 
 
-def log_published_key(settings: Settings) -> None:
-    if PUBLISHED_KEY in settings.api_keys:
-        log.warning("DEFAULT_KEY is the published %s: only clients on this machine are served; set DEFAULT_KEY "
-                    "to a key of your own to serve others.", PUBLISHED_KEY)

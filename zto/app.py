@@ -8,33 +8,25 @@ shared session, the stats and metrics with the request accounting that feeds the
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, api_keys, client_io, dashboard, guide, health, home, messages, metrics_page, page_auth, shutdown, tracking
+from . import api, client_io, dashboard, guide, health, home, messages, metrics_page, page_auth, shutdown, tracking
 from .context import Resources
 from .error_handlers import register_error_handlers
 from .http import build_session
 from .metrics import Metrics
 from .official import OfficialUpstream
 from .settings import Settings, load_settings
+from .startup import configure_logging, warn_operator
 from .stats import Stats, StatsStore
 from .upstreams import Upstreams
 from .web_chat import WebChat
 
 ROOT = Path(__file__).resolve().parent.parent
-log = logging.getLogger(__name__)
-
-
-def configure_logging(debug: bool) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("zto").setLevel(logging.DEBUG if debug else logging.INFO)
-    # urllib3 logs request URLs, and Z.ai's query string carries the token.
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 # The pages are not traffic: the dashboard must not count its own polling, nor Docker's health
@@ -57,7 +49,9 @@ def open_stats(settings: Settings) -> StatsStore:
     return Stats()
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, startup_warnings: bool = True) -> Flask:
+    """The app; ``startup_warnings=False`` when gunicorn's master said them already
+    (``wsgi.py``: ``gunicorn.conf.py`` says them once per instance)."""
     settings = settings or load_settings()
     configure_logging(settings.debug)
     app = Flask(__name__, template_folder=str(ROOT / "templates"))
@@ -86,6 +80,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(dashboard.bp)
     if settings.metrics_enabled:
         app.register_blueprint(metrics_page.bp)
-    page_auth.warn_if_public(settings)
-    api_keys.log_published_key(settings)
+    if startup_warnings:
+        warn_operator(settings)
     return app

@@ -162,13 +162,6 @@ def safe_next(target: str | None, default: str = "/dashboard") -> str:
     return target
 
 
-def warn_if_public(settings: Settings) -> None:
-    pages = [p for p, on in (("/dashboard", settings.dashboard_enabled), ("/metrics", settings.metrics_enabled)) if on]
-    if pages and not settings.dashboard_key:
-        log.warning("DASHBOARD_KEY is not set: %s %s public; anyone who can reach this server sees its traffic.",
-                    " and ".join(pages), "is" if len(pages) == 1 else "are")
-
-
 # The pages load only their own files: no CDN, no web fonts, no inline script.
 PAGE_HEADERS = {
     "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
