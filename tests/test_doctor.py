@@ -173,7 +173,10 @@ class _Pipe(socketserver.StreamRequestHandler):
         headers = []
         while (line := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
             headers.append(line)
-        method, target, _ = request_line.decode().split(" ", 2)
+        try:
+            method, target, _ = request_line.decode().split(" ", 2)
+        except ValueError:  # not HTTP (a TLS hello, when a test points https at this plain proxy): drop it
+            return
         if method == "CONNECT":
             host, port = target.rsplit(":", 1)
         else:
