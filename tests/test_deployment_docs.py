@@ -216,3 +216,10 @@ def test_the_python_example_says_how_to_install_openai():
     section = README[README.index("### Python (`openai` package)"):README.index("```python")]
     assert "`pip install openai`" in section
     assert "openai" not in (ROOT / "requirements.txt").read_text()  # make run does not install it
+
+
+def test_the_anthropic_example_says_how_to_install_anthropic():
+    start = README.index("## Claude Code (Anthropic's Messages API)")
+    section = README[start:README.index("import anthropic", start)]
+    assert "`pip install anthropic`" in section
+    assert "anthropic" not in (ROOT / "requirements.txt").read_text()  # make run does not install it
