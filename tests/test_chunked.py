@@ -133,7 +133,7 @@ def session(make_settings):
 
 def test_events_that_arrive_together_leave_in_one_read_and_the_connection_is_reused(server, session):
     for _ in range(3):
-        body = StreamedBody(send(session, "GET", server.url + "/", stream=True, timeout=5))
+        body = StreamedBody(open_stream(session, "GET", server.url + "/", {}, b"", timeout=(5, 5)))
         assert list(body.chunks()) == [b"".join(EVENTS)]
         body.release()
     assert server.connections == 1 and len(server.requests) == 3
@@ -141,11 +141,11 @@ def test_events_that_arrive_together_leave_in_one_read_and_the_connection_is_reu
 
 def test_a_cut_answer_is_an_upstream_error_and_its_connection_dropped(session):
     with OneWriteServer(cut=True) as srv:
-        body = StreamedBody(send(session, "GET", srv.url + "/", stream=True, timeout=5))
+        body = StreamedBody(open_stream(session, "GET", srv.url + "/", {}, b"", timeout=(5, 5)))
         with pytest.raises(UpstreamUnavailable):
             list(body.chunks())
         body.close()
-        body = StreamedBody(send(session, "GET", srv.url + "/", stream=True, timeout=5))
+        body = StreamedBody(open_stream(session, "GET", srv.url + "/", {}, b"", timeout=(5, 5)))
         with pytest.raises(UpstreamUnavailable):
             list(body.chunks())
         assert srv.connections == 2
@@ -156,9 +156,8 @@ def test_a_prepared_request_is_the_request_session_request_sends(server, session
     url = server.url + "/api/chat/completions?token=a.b.c&title=Z.ai+Chat+-+GLM+%26+more&local_time=21%3A00%2B08%3A00"
     headers = {"Accept": "*/*", "User-Agent": "Mozilla/5.0 (X11)", "X-Signature": "abc", "Content-Type": "application/json"}
     body = '{"prompt": "héllo"}'.encode()
-    for sent in (send(session, "POST", url, data=body, headers=headers, stream=True, timeout=5),
-                 open_stream(session, "POST", url, headers, body, timeout=(5, 5))):
-        StreamedBody(sent).release()
+    send(session, "POST", url, data=body, headers=headers, timeout=5).close()  # read whole
+    StreamedBody(open_stream(session, "POST", url, headers, body, timeout=(5, 5))).release()
     (head_a, body_a), (head_b, body_b) = server.requests
     assert head_a == head_b and body_a == body_b == body
     assert b"&title=Z.ai+Chat+-+GLM+%26+more&" in head_b and b"Accept-Encoding:" in head_b

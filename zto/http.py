@@ -351,7 +351,7 @@ class StreamedBody:
     waiting_since = NOT_WAITING  # time.monotonic() when the read now waiting began
     read_timeout = 0.0
 
-    def __init__(self, response: requests.Response | UpstreamResponse, upstream: str = "Z.ai") -> None:
+    def __init__(self, response: UpstreamResponse, upstream: str = "Z.ai") -> None:
         self._response = response
         self._upstream = upstream
         self._cut = False
@@ -407,7 +407,7 @@ class StreamedBody:
 
     def _watched_by(self, raw: urllib3.HTTPResponse) -> SilentBodies | None:
         """Hand the read timeout over from the socket to the session's ``SilentBodies``."""
-        watch = getattr(self._response, "silent_bodies", None)
+        watch = self._response.silent_bodies
         sock = getattr(raw.connection, "sock", None)
         timeout = sock.gettimeout() if sock is not None else None
         if watch is None or not timeout or not isinstance(sock, socket.socket):

@@ -134,7 +134,7 @@ class RedisStats:
         self._add_batch = self._redis.register_script(ADD_BATCH)
         self._writer: threading.Thread | None = None
         self._closed = threading.Event()
-        self._closing = threading.RLock()  # a second close (another stop signal's greenlet) waits for the first
+        self._closing = threading.Lock()  # a second close waits until the first is done
         # One write at a time (the writer's, a test's, the last one of close), so that they
         # land in order and a late one never puts back an older in_flight count.
         self._sending = threading.Lock()
